@@ -1,0 +1,120 @@
+import csv, json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, torch
+from ganlab.train import main, train, TrainConfig, Trainer, prepare_run_dir, RUN_FILES, NonFiniteStop, Checkpoint, Callback
+
+SCRIPT = str(Path(sys.executable).parent/'ganlab-train')      # the console script installed with the package
+SMALL = ['--hidden', '32', '--batch-size', '64', '--log-every', '10', '--checkpoint-every', '50', '--quiet']
+
+def weights(run):
+    s = torch.load(Path(run)/'checkpoint.pt', weights_only=False)
+    return s['step'], {**{f'G.{k}': v for k, v in s['generator'].items()}, **{f'D.{k}': v for k, v in s['discriminator'].items()}}
+
+def history(run):
+    with open(Path(run)/'history.csv', newline='') as f:
+        return [{k: v for k, v in r.items() if k != 'seconds'} for r in csv.DictReader(f)]
+
+def test_default_command_trains_the_ring_offline(tmp_path):
+    "`ganlab-train` with no arguments: the README's main job."
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
+    r = subprocess.run([SCRIPT], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    run = tmp_path/'runs'/'ring8-nsgan-1'
+    assert sorted(p.name for p in run.iterdir()) == sorted(RUN_FILES)
+    m = json.loads((run/'metrics.json').read_text())
+    assert m['step'] == 3000 and m['samples'] == 2500 and m['n_modes'] == 8
+    assert m['modes'] >= 7 and m['high_quality'] >= 0.5, m           # measured: 8/8 modes, ~77% high quality
+    cfg = json.loads((run/'config.json').read_text())
+    assert (cfg['loss'], cfg['optimizer'], cfg['lr_g'], cfg['betas'], cfg['n_critic']) == ('nsgan', 'adam', 2e-4, [0.5, 0.999], 1)
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith('ganlab-train: ring8 · nsgan · 3000 steps in') and f"modes {m['modes']}/8" in last and str(run.relative_to(tmp_path)) in last
+    assert (run/'samples.png').read_bytes()[:4] == b'\x89PNG' and len(list((run/'samples').iterdir())) == 6
+    rows = history(run)
+    assert [int(r['step']) for r in rows] == list(range(50, 3001, 50)) and {'d_loss', 'g_loss'} <= set(rows[0])
+    # a second default run goes to a new folder instead of touching the first
+    r2 = subprocess.run([SCRIPT, '--steps', '10', '--quiet'], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert r2.returncode == 0 and (tmp_path/'runs'/'ring8-nsgan-2'/'metrics.json').exists()
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    assert main(['--out', str(tmp_path/'whole'), '--steps', '150', *SMALL]) == 0
+    assert main(['--out', str(tmp_path/'part'), '--steps', '100', *SMALL]) == 0
+    assert main(['--out', str(tmp_path/'part'), '--resume', '--steps', '150', '--quiet']) == 0
+    (sw, w), (sp, p) = weights(tmp_path/'whole'), weights(tmp_path/'part')
+    assert sw == sp == 150 and w.keys() == p.keys()
+    for k in w: assert torch.allclose(w[k], p[k], atol=1e-6, rtol=0), k
+    assert history(tmp_path/'whole') == history(tmp_path/'part')
+
+def test_resume_from_an_older_checkpoint_drops_later_history(tmp_path):
+    run = tmp_path/'r'
+    assert main(['--out', str(run), '--steps', '80', '--hidden', '16', '--log-every', '10', '--checkpoint-every', '50', '--quiet']) == 0
+    s = torch.load(run/'checkpoint.pt', weights_only=False)
+    # pretend the process died at step 70: the checkpoint on disk is then the one from step 50
+    assert main(['--out', str(tmp_path/'r50'), '--steps', '50', '--hidden', '16', '--log-every', '10', '--checkpoint-every', '50', '--quiet']) == 0
+    (run/'checkpoint.pt').write_bytes((tmp_path/'r50'/'checkpoint.pt').read_bytes())
+    assert main(['--out', str(run), '--resume', '--steps', '80', '--quiet']) == 0
+    assert [int(r['step']) for r in history(run)] == list(range(10, 81, 10))
+    assert torch.equal(torch.load(run/'checkpoint.pt', weights_only=False)['generator']['net.0.0.weight'], s['generator']['net.0.0.weight'])
+
+def test_sigkill_never_leaves_a_corrupt_checkpoint(tmp_path):
+    run = tmp_path/'k'
+    p = subprocess.Popen([SCRIPT, '--out', str(run), '--steps', '100000', '--hidden', '16',
+                          '--checkpoint-every', '1', '--log-every', '1', '--quiet'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (run/'checkpoint.pt').exists() and time.time() < deadline: time.sleep(0.2)
+    time.sleep(1.5)                                # mid-run, with checkpoints being rewritten every step
+    p.send_signal(signal.SIGKILL); p.wait()
+    step = torch.load(run/'checkpoint.pt', weights_only=False)['step']
+    assert step > 0
+    assert main(['--out', str(run), '--resume', '--steps', str(step + 5), '--quiet', ]) == 0
+    assert torch.load(run/'checkpoint.pt', weights_only=False)['step'] == step + 5
+
+def test_existing_run_folders_are_protected(tmp_path, capsys):
+    run = tmp_path/'r'
+    assert main(['--out', str(run), '--steps', '5', '--quiet']) == 0
+    assert main(['--out', str(run), '--steps', '5', '--quiet']) == 2
+    assert 'already holds files; pass --resume' in capsys.readouterr().err
+    before = (run/'checkpoint.pt').read_bytes()
+    assert main(['--out', str(run), '--steps', '7', '--overwrite', '--quiet']) == 0
+    assert torch.load(run/'checkpoint.pt', weights_only=False)['step'] == 7 and (run/'checkpoint.pt').read_bytes() != before
+    (run/'thesis.tex').write_text('precious')
+    assert main(['--out', str(run), '--steps', '5', '--overwrite', '--quiet']) == 2
+    assert "expected a ganlab run folder (only run files) to overwrite" in capsys.readouterr().err and (run/'thesis.tex').exists()
+    assert main(['--out', str(tmp_path/'none'), '--resume', '--quiet']) == 2
+    assert 'checkpoint.pt to resume' in capsys.readouterr().err
+
+def test_resume_refuses_a_different_configuration(tmp_path, capsys):
+    run = tmp_path/'r'
+    assert main(['--out', str(run), '--steps', '5', '--quiet']) == 0
+    assert main(['--out', str(run), '--resume', '--steps', '6', '--loss', 'lsgan', '--quiet']) == 2
+    assert "these options differ" in capsys.readouterr().err
+
+def test_bad_options_are_named(tmp_path, capsys):
+    assert main(['--out', str(tmp_path/'a'), '--loss', 'nonsense', '--quiet']) == 2
+    assert "unknown loss 'nonsense'; valid names:" in capsys.readouterr().err
+    assert main(['--out', str(tmp_path/'b'), '--batch-size', '0', '--quiet']) == 2
+    assert 'batch_size: expected a positive integer, got 0' in capsys.readouterr().err
+    assert main(['--out', str(tmp_path/'c'), '--device', 'tpu', '--quiet']) == 2
+    assert 'device: expected' in capsys.readouterr().err
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit): main(['--help'])
+    out = capsys.readouterr().out
+    for flag in ['--data', '--arch', '--loss', '--steps', '--batch-size', '--n-critic', '--lr-g', '--lr-d', '--seed', '--out', '--resume', '--overwrite', '--device']:
+        assert flag in out, flag
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+    import ganlab.train as T
+    class Poison(Callback):
+        def after_step(self, tr):
+            if tr.step == 23:
+                with torch.no_grad(): [p.fill_(float('nan')) for p in tr.D.parameters()]
+    real_init = T.Trainer.__init__
+    def init(self, *a, **k):
+        real_init(self, *a, **k); self.callbacks = sorted(self.callbacks + [Poison()], key=lambda c: c.order)
+    monkeypatch.setattr(T.Trainer, '__init__', init)
+    run = tmp_path/'nan'
+    assert main(['--out', str(run), '--steps', '100', '--checkpoint-every', '10', '--quiet']) == 1
+    assert 'non-finite loss at step 24' in capsys.readouterr().err
+    s = torch.load(run/'checkpoint.pt', weights_only=False)
+    assert s['step'] == 20 and all(torch.isfinite(v).all() for v in s['discriminator'].values())
+    assert not (run/'metrics.json').exists()
