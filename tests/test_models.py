@@ -19,3 +19,41 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match='^data_shape: expected flat data'): build('mlp', (1, 28, 28))
     with pytest.raises(KeyError, match='valid names: mlp'): build('resnet', (2,))
     with pytest.raises(ValueError, match='^dropout'): MLPDiscriminator(2, dropout=1.0)
+
+from torch import nn
+from ganlab.models import DCGANGenerator, DCGANDiscriminator
+
+@pytest.mark.parametrize('size, channels', [(28, 1), (32, 3), (64, 3), (56, 1)])
+@pytest.mark.parametrize('upsample', ['transpose', 'pixelshuffle'])
+def test_dcgan_shapes(size, channels, upsample):
+    G, D = DCGANGenerator(16, channels, size, 8, upsample), DCGANDiscriminator(channels, size, 8)
+    x = G(torch.randn(2, 16))
+    assert x.shape == (2, channels, size, size) and D(x).shape == (2,)
+    assert torch.equal(D(x), D.head(D.features(x)).squeeze(1))
+
+def test_transposed_conv_size_formula_in_the_generator():
+    "o = (i - 1)s + k - 2p: the 64-pixel generator grows 1 → 4 → 8 → 16 → 32 → 64."
+    G, h, sizes = DCGANGenerator(8, 3, 64, 4), torch.randn(1, 8, 1, 1), []
+    for m in G.net:
+        i = h.shape[-1]; h = m(h)
+        if isinstance(m, nn.ConvTranspose2d):
+            (k,), (s,), (p,) = m.kernel_size[:1], m.stride[:1], m.padding[:1]
+            assert h.shape[-1] == (i - 1) * s + k - 2 * p
+            sizes.append(h.shape[-1])
+    assert sizes == [4, 8, 16, 32, 64]
+
+def test_dcgan_critic_norms():
+    for norm, kind in [('batch', nn.BatchNorm2d), ('layer', nn.GroupNorm)]:
+        assert any(isinstance(m, kind) for m in DCGANDiscriminator(1, 28, 8, norm).modules())
+    D = DCGANDiscriminator(1, 28, 8, 'none')
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) for m in D.modules())
+    # without batch norm, each sample's score is independent of the rest of the batch
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.allclose(D(x)[:2], D(x[:2]), atol=1e-6)
+
+def test_dcgan_bad_input():
+    with pytest.raises(ValueError, match='^size: expected 28, 32, 64'): DCGANGenerator(size=30)
+    with pytest.raises(ValueError, match=r'^x: expected shape \(N, 1, 28, 28\)'): DCGANDiscriminator(1, 28, 8)(torch.randn(2, 3, 28, 28))
+    with pytest.raises(ValueError, match='^norm'): DCGANDiscriminator(norm='instance')
+    with pytest.raises(ValueError, match='^upsample'): DCGANGenerator(upsample='nearest')
+    with pytest.raises(ValueError, match='^data_shape: expected square images'): build('dcgan', (2,))

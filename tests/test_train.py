@@ -4,7 +4,7 @@ import pytest, torch
 from ganlab.train import main, train, TrainConfig, Trainer, prepare_run_dir, RUN_FILES, NonFiniteStop, Checkpoint, Callback
 
 SCRIPT = str(Path(sys.executable).parent/'ganlab-train')      # the console script installed with the package
-SMALL = ['--hidden', '32', '--batch-size', '64', '--log-every', '10', '--checkpoint-every', '50', '--quiet']
+SMALL = ['--width', '32', '--batch-size', '64', '--log-every', '10', '--checkpoint-every', '50', '--quiet']
 
 def weights(run):
     s = torch.load(Path(run)/'checkpoint.pt', weights_only=False)
@@ -30,7 +30,7 @@ def test_default_command_trains_the_ring_offline(tmp_path):
     assert last.startswith('ganlab-train: ring8 · nsgan · 3000 steps in') and f"modes {m['modes']}/8" in last and str(run.relative_to(tmp_path)) in last
     assert (run/'samples.png').read_bytes()[:4] == b'\x89PNG' and len(list((run/'samples').iterdir())) == 6
     rows = history(run)
-    assert [int(r['step']) for r in rows] == list(range(50, 3001, 50)) and {'d_loss', 'g_loss'} <= set(rows[0])
+    assert [int(r['step']) for r in rows] == list(range(50, 3001, 50)) and {'d_loss', 'g_loss', 'd_real', 'd_fake'} <= set(rows[0])
     # a second default run goes to a new folder instead of touching the first
     r2 = subprocess.run([SCRIPT, '--steps', '10', '--quiet'], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r2.returncode == 0 and (tmp_path/'runs'/'ring8-nsgan-2'/'metrics.json').exists()
@@ -46,10 +46,10 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
 
 def test_resume_from_an_older_checkpoint_drops_later_history(tmp_path):
     run = tmp_path/'r'
-    assert main(['--out', str(run), '--steps', '80', '--hidden', '16', '--log-every', '10', '--checkpoint-every', '50', '--quiet']) == 0
+    assert main(['--out', str(run), '--steps', '80', '--width', '16', '--log-every', '10', '--checkpoint-every', '50', '--quiet']) == 0
     s = torch.load(run/'checkpoint.pt', weights_only=False)
     # pretend the process died at step 70: the checkpoint on disk is then the one from step 50
-    assert main(['--out', str(tmp_path/'r50'), '--steps', '50', '--hidden', '16', '--log-every', '10', '--checkpoint-every', '50', '--quiet']) == 0
+    assert main(['--out', str(tmp_path/'r50'), '--steps', '50', '--width', '16', '--log-every', '10', '--checkpoint-every', '50', '--quiet']) == 0
     (run/'checkpoint.pt').write_bytes((tmp_path/'r50'/'checkpoint.pt').read_bytes())
     assert main(['--out', str(run), '--resume', '--steps', '80', '--quiet']) == 0
     assert [int(r['step']) for r in history(run)] == list(range(10, 81, 10))
@@ -57,7 +57,7 @@ def test_resume_from_an_older_checkpoint_drops_later_history(tmp_path):
 
 def test_sigkill_never_leaves_a_corrupt_checkpoint(tmp_path):
     run = tmp_path/'k'
-    p = subprocess.Popen([SCRIPT, '--out', str(run), '--steps', '100000', '--hidden', '16',
+    p = subprocess.Popen([SCRIPT, '--out', str(run), '--steps', '100000', '--width', '16',
                           '--checkpoint-every', '1', '--log-every', '1', '--quiet'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (run/'checkpoint.pt').exists() and time.time() < deadline: time.sleep(0.2)
