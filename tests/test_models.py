@@ -1,10 +1,12 @@
 import pytest, torch
+from torch import nn
 from ganlab.models import MLPGenerator, MLPDiscriminator, build
 
 def test_shapes_and_features():
-    G, D = build('mlp', (2,), latent_dim=5, hidden=(16, 8))
+    G, D = build('mlp', (2,), latent_dim=5, width=16, depth=2)
     x = G(torch.randn(4, 5))
-    assert x.shape == (4, 2) and D(x).shape == (4,) and D.features(x).shape == (4, 8)
+    assert x.shape == (4, 2) and D(x).shape == (4,) and D.features(x).shape == (4, 16)
+    assert sum(isinstance(m, nn.Linear) for m in D.modules()) == 3
     assert torch.equal(D(x), D.head(D.features(x)).squeeze(1))
 
 def test_dropout_only_in_training():
@@ -17,7 +19,7 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r'^z: expected shape \(N, 3\), got \(4, 2\)'): G(torch.randn(4, 2))
     with pytest.raises(ValueError, match=r'^x: expected shape \(N, 2\)'): D(torch.randn(4, 3))
     with pytest.raises(ValueError, match='^data_shape: expected flat data'): build('mlp', (1, 28, 28))
-    with pytest.raises(KeyError, match='valid names: mlp'): build('resnet', (2,))
+    with pytest.raises(KeyError, match='valid names: dcgan, mlp'): build('resnet', (2,))
     with pytest.raises(ValueError, match='^dropout'): MLPDiscriminator(2, dropout=1.0)
 
 from torch import nn
