@@ -118,3 +118,88 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys, 
     s = torch.load(run/'checkpoint.pt', weights_only=False)
     assert s['step'] == 20 and all(torch.isfinite(v).all() for v in s['discriminator'].values())
     assert not (run/'metrics.json').exists()
+
+from types import SimpleNamespace
+from ganlab.train import EMA, Diagnostics
+
+def test_resume_with_ema_matches_an_uninterrupted_run(tmp_path):
+    args = [*SMALL, '--ema', '0.9']
+    assert main(['--out', str(tmp_path/'whole'), '--steps', '120', *args]) == 0
+    assert main(['--out', str(tmp_path/'part'), '--steps', '100', *args]) == 0
+    assert main(['--out', str(tmp_path/'part'), '--resume', '--steps', '120', '--quiet']) == 0
+    a, b = (torch.load(tmp_path/r/'checkpoint.pt', weights_only=False)['callbacks']['EMA'] for r in ('whole', 'part'))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a)
+    g = torch.load(tmp_path/'whole'/'checkpoint.pt', weights_only=False)['generator']
+    assert any(not torch.equal(a[k], g[k]) for k in a)            # the average differs from the last iterate
+
+def test_ema_update_rule():
+    G = torch.nn.Linear(2, 1); cb = EMA(0.75); tr = SimpleNamespace(G=G)
+    cb.before_fit(tr)
+    before = {k: v.clone() for k, v in cb.model.state_dict().items()}
+    with torch.no_grad(): [p.add_(1.) for p in G.parameters()]
+    cb.after_g_step(tr)
+    for k, v in cb.model.state_dict().items(): assert torch.allclose(v, 0.75 * before[k] + 0.25 * G.state_dict()[k])
+    assert tr.G_eval is cb.model
+    with pytest.raises(ValueError, match='^beta: expected a number in \\(0, 1\\)'): EMA(1.0)
+
+def fake_trainer(step, d_loss, g_loss, d_stats=None, g_stats=None):
+    return SimpleNamespace(step=step, d_loss=torch.tensor(d_loss), g_loss=torch.tensor(g_loss),
+                           d_stats={k: torch.tensor(v) for k, v in (d_stats or {}).items()},
+                           g_stats={k: torch.tensor(v) for k, v in (g_stats or {}).items()})
+
+def run_diag(rows, **kw):
+    msgs = []; diag = Diagnostics(every=1, warmup=10**9, report=msgs.append, **kw)
+    for i, r in enumerate(rows, 1): diag.after_step(fake_trainer(i, *r))
+    return msgs, diag
+
+def test_diagnostics_vanishing_gradients_reported_once():
+    rows = [(1.0, 1.0, None, {'g_grad_norm': 1.0})] * 3 + [(1.0, 1.0, None, {'g_grad_norm': 5e-3})] * 4
+    msgs, diag = run_diag(rows)
+    assert len(msgs) == 1 and "step 4: vanishing gradients: G's gradient norm is 5.00e-03" in msgs[0]
+    assert diag.found[0]['kind'] == 'vanishing gradients' and diag.found[0]['step'] == 4
+    assert run_diag([(1.0, 1.0, None, {'g_grad_norm': 1.0})] * 3 + [(1.0, 1.0, None, {'g_grad_norm': 2e-2})])[0] == []
+
+def test_diagnostics_d_loss_spike():
+    calm = [(1.0 + 0.01 * (-1) ** i, 1.0) for i in range(20)]
+    msgs, _ = run_diag(calm + [(1.5, 1.0)])
+    assert len(msgs) == 1 and 'D loss spike: 1.5' in msgs[0]
+    assert run_diag(calm + [(1.04, 1.0)])[0] == []
+
+def test_diagnostics_g_falling_while_d_confident():
+    falling = [(0.1, 3.0 - 0.1 * i, {'d_real': 4.0, 'd_fake': -4.0}) for i in range(22)]
+    msgs, _ = run_diag(falling)
+    assert len(msgs) == 1 and "G's loss fell steadily" in msgs[0]
+    unsure = [(1.3, 3.0 - 0.1 * i, {'d_real': 0.3, 'd_fake': -0.3}) for i in range(22)]
+    assert run_diag(unsure)[0] == []
+
+def test_diagnostics_flag_collapse_in_a_real_run(tmp_path):
+    "A generator whose output layer is frozen at zero emits one point: the run reports mode collapse."
+    import ganlab.train as T
+    from ganlab.models import MLPGenerator, MLPDiscriminator
+    from ganlab.data import ring
+    from ganlab.core import seed_everything
+    seed_everything(0)
+    G, D = MLPGenerator(2, 2, (16,)), MLPDiscriminator(2, (16,))
+    with torch.no_grad(): G.net[-1].weight.zero_()
+    G.net[-1].weight.requires_grad_(False)
+    msgs = []
+    tr = Trainer(G, D, T.get_loss('nsgan'), ring(), torch.optim.Adam([p for p in G.parameters() if p.requires_grad], 1e-3),
+                 torch.optim.Adam(D.parameters(), 1e-3), batch_size=32, callbacks=[Diagnostics(every=10, warmup=40, report=msgs.append)]).fit(80)
+    assert len(msgs) == 1 and 'mode collapse: generated samples are 0.00× as spread out' in msgs[0]
+
+@pytest.mark.parametrize('opts', [['--precision', 'bf16'], ['--channels-last'], ['--no-diagnostics']])
+def test_gpu_options_run_on_cpu(tmp_path, opts):
+    assert main(['--out', str(tmp_path/'r'), '--steps', '20', *SMALL, *opts]) == 0
+    cfg = json.loads((tmp_path/'r'/'config.json').read_text())
+    assert cfg['precision'] == ('bf16' if '--precision' in opts else 'fp32') and cfg['diagnostics'] == ('--no-diagnostics' not in opts)
+
+def test_dcgan_on_images_runs(tmp_path, monkeypatch):
+    "The image path end to end on a tiny synthetic set (the real data sets are tested in test_data)."
+    import ganlab.data as gdata
+    imgs = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
+    monkeypatch.setitem(gdata.datasets._items, 'tiny', lambda split='train', **kw: gdata.ImageTensors(imgs, torch.zeros(64, dtype=torch.long)))
+    assert main(['--out', str(tmp_path/'img'), '--data', 'tiny', '--arch', 'dcgan', '--width', '8', '--latent-dim', '16',
+                 '--steps', '4', '--batch-size', '8', '--checkpoint-every', '2', '--channels-last', '--quiet']) == 0
+    assert (tmp_path/'img'/'samples'/'step_000004.png').exists()
+    m = json.loads((tmp_path/'img'/'metrics.json').read_text())
+    assert m['step'] == 4 and 'modes' not in m
