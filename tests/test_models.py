@@ -59,3 +59,51 @@ def test_dcgan_bad_input():
     with pytest.raises(ValueError, match='^norm'): DCGANDiscriminator(norm='instance')
     with pytest.raises(ValueError, match='^upsample'): DCGANGenerator(upsample='nearest')
     with pytest.raises(ValueError, match='^data_shape: expected square images'): build('dcgan', (2,))
+
+from ganlab.models import (ConditionalGenerator, LabelChannelsDiscriminator, ProjectionDiscriminator, TwoHeadDiscriminator,
+                           SelfAttention, ConditionalBatchNorm2d)
+
+def test_conditional_generator_concatenates_one_hot_labels():
+    base = MLPGenerator(5, 2, (8,)); G = ConditionalGenerator(base, n_classes=3)
+    z, y = torch.randn(4, 2), torch.tensor([0, 2, 1, 2])
+    assert G.latent_dim == 2 and torch.equal(G(z, y), base(torch.cat([z, torch.eye(3)[y]], 1)))
+    with pytest.raises(ValueError, match=r'^y: expected int64 labels of shape \(4,\)'): G(z, y.float())
+    with pytest.raises(ValueError, match='^n_classes/n_codes'): ConditionalGenerator(base, 3, 2)
+
+def test_label_channels_for_images_and_points():
+    base = DCGANDiscriminator(1 + 4, 28, 8); D = LabelChannelsDiscriminator(base, 4)
+    x, y = torch.randn(2, 1, 28, 28), torch.tensor([3, 0])
+    planes = torch.zeros(2, 4, 28, 28); planes[0, 3] = 1; planes[1, 0] = 1
+    base.eval(); D.eval()
+    assert torch.equal(D(x, y), base(torch.cat([x, planes], 1)))
+
+def test_projection_discriminator_formula():
+    base = MLPDiscriminator(2, (6,)); D = ProjectionDiscriminator(base, 5)
+    x, y = torch.randn(3, 2), torch.tensor([4, 0, 4])
+    phi = base.features(x)
+    assert torch.allclose(D(x, y), base.head(phi).squeeze(1) + (D.embed.weight[y] * phi).sum(1))
+
+def test_two_heads_share_features_and_return_logits():
+    base = MLPDiscriminator(2, (6,)); D = TwoHeadDiscriminator(base, 10)
+    s, logits = D(torch.randn(3, 2))
+    assert s.shape == (3,) and logits.shape == (3, 10) and not torch.allclose(logits.exp().sum(1), torch.ones(3))
+
+def test_self_attention_starts_as_identity_and_attends_globally():
+    sa = SelfAttention(8); x = torch.randn(2, 8, 4, 4)
+    assert torch.equal(sa(x), x)
+    with torch.no_grad(): sa.gamma.fill_(1.)
+    x2 = x.clone(); x2[:, :, 0, 0] += 5                       # change one position...
+    assert not torch.allclose(sa(x2)[:, :, 3, 3], sa(x)[:, :, 3, 3])   # ...and the far corner's output changes
+
+def test_conditional_batch_norm_per_class_affine():
+    cbn = ConditionalBatchNorm2d(3, 2); x, y = torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 1, 0])
+    with torch.no_grad(): cbn.gamma.weight[1] = torch.tensor([2., 3., 4.]); cbn.beta.weight[1] = torch.tensor([1., 0., -1.])
+    norm = torch.nn.BatchNorm2d(3, affine=False)(x)
+    out = cbn(x, y)
+    assert torch.allclose(out[0], norm[0], atol=1e-6)
+    assert torch.allclose(out[1], norm[1] * torch.tensor([2., 3., 4.])[:, None, None] + torch.tensor([1., 0., -1.])[:, None, None], atol=1e-5)
+
+def test_build_refuses_inconsistent_requests():
+    with pytest.raises(ValueError, match='^n_classes: expected the number of classes'): build('mlp', (2,), conditioning='labels')
+    with pytest.raises(ValueError, match='^d_output'): build('mlp', (2,), d_output='probability')
+    with pytest.raises(ValueError, match='^label_d'): build('mlp', (2,), conditioning='labels', n_classes=3, label_d='film')
