@@ -231,3 +231,15 @@ def test_cgan_generates_the_requested_mode(tmp_path):
     with torch.no_grad(): x = G(torch.randn(800, cfg['latent_dim'], generator=torch.Generator().manual_seed(0)), y)
     nearest = torch.cdist(x.double(), ring().centers).argmin(1)
     assert (nearest == y).double().mean() > 0.95                  # measured: 1.0
+
+def test_two_processes_train_the_same_model_as_one(tmp_path):
+    "torchrun with 2 CPU processes (gloo) and the same global batch ends with the single process's weights."
+    common = ['--steps', '40', '--width', '32', '--batch-size', '64', '--checkpoint-every', '40', '--quiet']
+    assert main(['--out', str(tmp_path/'one'), *common]) == 0
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', SCRIPT,
+                        '--out', str(tmp_path/'two'), *common], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count('ganlab-train: ring8') == 1                  # only rank 0 reports
+    (s1, w1), (s2, w2) = weights(tmp_path/'one'), weights(tmp_path/'two')
+    assert s1 == s2 == 40
+    for k in w1: assert torch.allclose(w1[k], w2[k], atol=1e-5, rtol=0), k       # measured: ≤ 6e-8
