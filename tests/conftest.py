@@ -1,5 +1,9 @@
-import os, pytest
+import os, pytest, torch
 from ganlab import data
+
+# Under pytest-xdist each worker is one process on a shared CPU: one torch thread each, or the workers'
+# OpenMP threads oversubscribe the cores and small-model training slows down many-fold.
+if os.environ.get('PYTEST_XDIST_WORKER'): torch.set_num_threads(1)
 
 def load_or_skip(name, **kwargs):
     """Load a data set; skip the test when its files are missing, unless GANLAB_REQUIRE_DATA=1 (CI sets it),
