@@ -1,1 +1,11 @@
+"""A literate course on generative adversarial networks, with the tested package its notebooks export
+
+Modules:
+
+- `ganlab.divergences`: How far apart are two distributions? The Kullback-Leibler and Jensen-Shannon divergences, their properties proved and checked, and what each one does when it is the thing being minimised.
+- `ganlab.likelihood`: Estimating log p(x) of a latent-variable model by Monte Carlo, the Parzen-window estimate that ranks a visibly broken sampler above a perfect one, why Gaussian decoders blur, and how GANs, VAEs and diffusion models compare.
+- `ganlab.minimax`: What a GAN optimises, derived from scratch: the value V(D, G), its optimal discriminator, the Jensen-Shannon divergence hiding inside it, its equilibrium, and why the generator's loss is usually flipped.
+- `ganlab.shapes`: The output size o = (i − 1)·s + k − 2p, derived twice and checked against PyTorch over hundreds of settings; why the layer is called "transposed"; and where checkerboard artefacts come from.
+- `ganlab.transport`: When the supports are disjoint, KL and JS say nothing useful; the earth mover's distance still measures how far apart two distributions are. Its primal and dual problems, solved exactly, and the neural critics that approximate it."""
+
 __version__ = "0.1.0"
