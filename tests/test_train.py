@@ -4,6 +4,7 @@ import pytest, torch
 from ganlab.train import main, train, TrainConfig, Trainer, prepare_run_dir, RUN_FILES, NonFiniteStop, Checkpoint, Callback
 
 SCRIPT = str(Path(sys.executable).parent/'ganlab-train')      # the console script installed with the package
+ENV = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1'}   # subprocesses share the CPU with xdist workers
 SMALL = ['--width', '32', '--batch-size', '64', '--log-every', '10', '--checkpoint-every', '50', '--quiet']
 
 def weights(run):
@@ -16,8 +17,7 @@ def history(run):
 
 def test_default_command_trains_the_ring_offline(tmp_path):
     "`ganlab-train` with no arguments: the README's main job."
-    env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
-    r = subprocess.run([SCRIPT], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+    r = subprocess.run([SCRIPT], cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=600)
     assert r.returncode == 0, r.stderr
     run = tmp_path/'runs'/'ring8-nsgan-1'
     assert sorted(p.name for p in run.iterdir()) == sorted(RUN_FILES)
@@ -32,7 +32,7 @@ def test_default_command_trains_the_ring_offline(tmp_path):
     rows = history(run)
     assert [int(r['step']) for r in rows] == list(range(50, 3001, 50)) and {'d_loss', 'g_loss', 'd_real', 'd_fake'} <= set(rows[0])
     # a second default run goes to a new folder instead of touching the first
-    r2 = subprocess.run([SCRIPT, '--steps', '10', '--quiet'], cwd=tmp_path, capture_output=True, text=True, env=env)
+    r2 = subprocess.run([SCRIPT, '--steps', '10', '--quiet'], cwd=tmp_path, capture_output=True, text=True, env=ENV)
     assert r2.returncode == 0 and (tmp_path/'runs'/'ring8-nsgan-2'/'metrics.json').exists()
 
 def test_resume_matches_an_uninterrupted_run(tmp_path):
@@ -58,7 +58,7 @@ def test_resume_from_an_older_checkpoint_drops_later_history(tmp_path):
 def test_sigkill_never_leaves_a_corrupt_checkpoint(tmp_path):
     run = tmp_path/'k'
     p = subprocess.Popen([SCRIPT, '--out', str(run), '--steps', '100000', '--width', '16',
-                          '--checkpoint-every', '1', '--log-every', '1', '--quiet'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          '--checkpoint-every', '1', '--log-every', '1', '--quiet'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     deadline = time.time() + 120
     while not (run/'checkpoint.pt').exists() and time.time() < deadline: time.sleep(0.2)
     time.sleep(1.5)                                # mid-run, with checkpoints being rewritten every step
@@ -237,7 +237,7 @@ def test_two_processes_train_the_same_model_as_one(tmp_path):
     common = ['--steps', '40', '--width', '32', '--batch-size', '64', '--checkpoint-every', '40', '--quiet']
     assert main(['--out', str(tmp_path/'one'), *common]) == 0
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', SCRIPT,
-                        '--out', str(tmp_path/'two'), *common], capture_output=True, text=True, timeout=600)
+                        '--out', str(tmp_path/'two'), *common], capture_output=True, text=True, timeout=600, env=ENV)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count('ganlab-train: ring8') == 1                  # only rank 0 reports
     (s1, w1), (s2, w2) = weights(tmp_path/'one'), weights(tmp_path/'two')
