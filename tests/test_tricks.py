@@ -505,3 +505,27 @@ def test_command_line_reports_bad_tricks(tmp_path, capsys):
     assert 'm: expected a packing degree that divides the batch size 30, got 4' in capsys.readouterr().err
     assert main(['--out', str(tmp_path/'c'), '--steps', '2', '--quiet', '--trick', 'r1:gama=1']) == 2
     assert "r1: gama: expected one of the arguments gamma" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the experiment helper (ganlab.mode_collapse)
+def test_mode_collapse_compare_resumes_and_summarizes(tmp_path):
+    from ganlab.mode_collapse import compare, summarize, methods, main
+    names = ['NS-GAN (baseline)', 'PacGAN (m = 2)']
+    path = tmp_path/'r.json'
+    lines = []
+    res = compare(names, datasets=('ring8',), seeds=(0, 1), steps=3, path=path, log=lines.append, width=8, batch_size=16)
+    assert len(res['runs']) == 4 and len(lines) == 4 and json.loads(path.read_text())['runs'] == res['runs']
+    again = compare(names, datasets=('ring8',), seeds=(0, 1), steps=3, path=path, log=lines.append, width=8, batch_size=16)
+    assert len(lines) == 4 and again['runs'] == res['runs']                  # finished runs are skipped
+    rows = summarize(res)
+    assert [r['method'] for r in rows] == names and all(r['n'] == 2 and r['n_modes'] == 8 for r in rows)
+    hq = [r['high_quality'] for r in res['runs'] if r['method'] == names[1]]
+    assert math.isclose(rows[1]['high_quality'], sum(hq) / 2) and math.isclose(rows[1]['high_quality_se'], abs(hq[0] - hq[1]) / 2)
+    assert set(methods(10)) >= set(names) and 'instance_noise:sigma=0.1,steps=5' in methods(10)['instance noise']['tricks']
+    assert list(methods(10, controls=True)) == ['instance noise, σ = 1e-4 (control)']
+    with pytest.raises(ValueError, match='^names: expected method names'):
+        compare(['nope'], steps=3)
+    assert main(['--out', str(tmp_path/'m.json'), '--steps', '2', '--seeds', '0', '--datasets', 'ring8', '--width', '8',
+                 '--batch-size', '16', '--controls']) == 0
+    stored = json.loads((tmp_path/'m.json').read_text())
+    assert stored['command'].startswith('python -m ganlab.mode_collapse --out') and len(stored['runs']) == 1
