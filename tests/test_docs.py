@@ -29,3 +29,16 @@ def test_ci_runs_the_readme_test_command():
     cmd = subprocess.run(['awk', awk, str(ROOT/'README.md')], capture_output=True, text=True, check=True).stdout.strip()
     assert 'pytest' in cmd and 'nbdev-test' in cmd
     assert awk in (ROOT/'.ci'/'run').read_text()
+
+LABS = sorted(p.name for p in (ROOT/'nbs'/'labs').glob('lab*.ipynb'))
+
+def test_every_lab_and_its_student_version_is_on_the_maps():
+    assert len(LABS) == 6, LABS
+    readme, index = (ROOT/'README.md').read_text(), index_text()
+    for lab in LABS:
+        assert (ROOT/'nbs'/'labs'/'student'/lab).is_file(), f'no student version of {lab}: run ganlab-assign'
+        for link in (f'labs/{lab}', f'labs/student/{lab}'):
+            assert f'(nbs/{link})' in readme, f'README.md does not link nbs/{link}'
+            assert f'({link})' in index, f'nbs/index.ipynb does not link {link}'
+    linked = set(re.findall(r'\(nbs/(labs/[\w./-]+\.ipynb)\)', readme)) | set(re.findall(r'\]\((labs/[\w./-]+\.ipynb)\)', index))
+    assert all((ROOT/'nbs'/p).is_file() for p in linked), [p for p in linked if not (ROOT/'nbs'/p).is_file()]

@@ -1,0 +1,120 @@
+"""The six labs: each reference solution scores full marks, its student version scores zero with a clear message on
+every item, and each seeded bug (a one-line change of a graded cell) loses points on the items it breaks and only there."""
+import copy, json
+from pathlib import Path
+import pytest
+from ganlab.grading import Grader
+
+LABS = Path(__file__).resolve().parents[1]/'nbs'/'labs'
+
+# lab -> [(bug, text in a graded cell, its replacement, the items that must lose points)]
+BUGS = {
+ 'lab1_game': [
+  ('sigmoid_bce', 'return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()',
+   'return F.binary_cross_entropy(torch.sigmoid(real_logits), torch.ones_like(real_logits)) + F.binary_cross_entropy(torch.sigmoid(fake_logits), torch.zeros_like(fake_logits))', ['d_loss']),
+  ('no_detach', '    fake = G(z).detach()\n',
+   '    fake = G(z)\n', ['discriminator_step']),
+  ('ns_sign', '    return F.softplus(-fake_logits).mean()\n',
+   '    return -F.softplus(-fake_logits).mean()\n', ['g_loss_nonsaturating', 'generator_step', 'train_gan']),
+  ('hist_inside_only', 'return counts / (len(samples) * edges.diff())',
+   'return counts / (inside.sum() * edges.diff())', ['histogram_density']),
+ ],
+ 'lab2_dcgan': [
+  ('LeakyReLU in G block', 'nn.BatchNorm2d(c_out), nn.ReLU())',
+   'nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2))', ['generator_block']),
+  ('D block: conv bias always', 'bias=not batch_norm)]',
+   'bias=True)]', ['build_discriminator']),
+  ('D block: no batch norm', '    if batch_norm: layers.append(nn.BatchNorm2d(c_out))\n',
+   '', ['build_discriminator', 'discriminator_block']),
+  ('init std 0.2', 'nn.init.normal_(m.weight, 0., 0.02)',
+   'nn.init.normal_(m.weight, 0., 0.2)', ['dcgan_init_weights']),
+  ('init BN around 0', 'nn.init.normal_(m.weight, 1., 0.02)',
+   'nn.init.normal_(m.weight, 0., 0.02)', ['dcgan_init_batchnorm']),
+  ('slerp without fallback', '    if torch.sin(omega) < eps: return lerp(z0, z1, t)\n',
+   '', ['slerp_parallel']),
+  ('slerp on unit vectors', 'return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)',
+   'return (torch.sin((1 - t) * omega) * z0 / z0.norm() + torch.sin(t * omega) * z1 / z1.norm()) / torch.sin(omega)', ['slerp']),
+  ('arithmetic on first exemplars', 'return z_a.mean(0) - z_b.mean(0) + z_c.mean(0)',
+   'return z_a[0] - z_b[0] + z_c[0]', ['latent_arithmetic']),
+  ('bias in the last conv of G', 'nn.ConvTranspose2d(width, 1, 4, 2, 1, bias=False), nn.Tanh())',
+   'nn.ConvTranspose2d(width, 1, 4, 2, 1), nn.Tanh())', ['build_generator']),
+ ],
+ 'lab3_wgan': [
+  ('batch_norm_gp', 'grad.flatten(1).norm(2, dim=1)',
+   'grad.norm(2)', ['gradient_penalty', 'train_parallel_lines']),
+  ('no_create_graph', 'x_hat, create_graph=True)',
+   'x_hat)', ['gradient_penalty', 'train_parallel_lines']),
+  ('critic_sign', '    return fake_scores.mean() - real_scores.mean()\n',
+   '    return real_scores.mean() - fake_scores.mean()\n', ['critic_loss', 'train_parallel_lines']),
+  ('clip_weights_only', 'for p in module.parameters(): p.clamp_(-c, c)',
+   'for p in module.parameters():\n            if p.dim() > 1: p.clamp_(-c, c)', ['clip_weights']),
+ ],
+ 'lab4_mode_collapse': [
+  ('ignore_exclude_self', '    return o - 1 if exclude_self else o ',
+   '    return o ', ['minibatch_features']),
+  ('fm_no_detach', '(f_real.detach().mean(0) - f_fake.mean(0))',
+   '(f_real.mean(0) - f_fake.mean(0))', ['feature_matching_loss']),
+  ('smooth_fake_too', 'torch.zeros_like(fake_logits))',
+   'torch.full_like(fake_logits, 0.1))', ['smoothed_d_loss']),
+  ('noise_real_only', 'return real + sigma * noise_real, fake + sigma * noise_fake',
+   'return real + sigma * noise_real, fake', ['add_instance_noise']),
+ ],
+ 'lab5_conditional': [
+  ('one-hot before z', 'torch.cat([z, F.one_hot(y, n_classes).to(z.dtype)], dim=1)',
+   'torch.cat([F.one_hot(y, n_classes).to(z.dtype), z], dim=1)', ['generator_input']),
+  ('label as one scalar plane', '    planes = F.one_hot(y, n_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])\n',
+   '    planes = (y.to(x.dtype) / n_classes)[:, None, None, None].expand(-1, n_classes, *x.shape[2:])\n', ['label_channels']),
+  ('softmax before CE in D', '(F.cross_entropy(logits_real, y_real) + F.cross_entropy(logits_fake, y_fake))',
+   '(F.cross_entropy(logits_real.softmax(1), y_real) + F.cross_entropy(logits_fake.softmax(1), y_fake))', ['acgan_d_loss']),
+  ('missing detach', 's_fake, logits_fake = D(fake.detach())',
+   's_fake, logits_fake = D(fake)', ['acgan_d_loss_detach']),
+  ('saturating G loss', 'return F.softplus(-s_fake).mean() + class_weight * F.cross_entropy(logits_fake, y_fake)',
+   'return -F.softplus(s_fake).mean() + class_weight * F.cross_entropy(logits_fake, y_fake)', ['acgan_g_loss']),
+  ('log of softmax in L_I', 'log_q = torch.log_softmax(q_logits, dim=1)',
+   'log_q = torch.log(torch.softmax(q_logits, dim=1))', ['info_lower_bound_stable']),
+  ('L_I without H(c)', 'return log_q[torch.arange(len(c)), c].mean() + math.log(q_logits.shape[1])',
+   'return log_q[torch.arange(len(c)), c].mean()', ['info_lower_bound', 'info_lower_bound_stable']),
+ ],
+ 'lab6_evaluation': [
+  ('sqrtm without clamp', 'lam.clamp(min=0).sqrt()',
+   'lam.sqrt()', ['frechet_distance_singular', 'sqrtm_psd_singular']),
+  ('eigh of the non-symmetric product', '    root1 = sqrtm_psd(sigma1)\n    M = root1 @ sigma2 @ root1\n    tr_sqrt = sqrtm_psd((M + M.T) / 2).trace()',
+   '    tr_sqrt = sqrtm_psd(sigma1 @ sigma2).trace()', ['fid_from_features', 'frechet_distance', 'frechet_distance_singular']),
+  ('biased covariance', 'centred.T @ centred / (len(f) - 1)',
+   'centred.T @ centred / len(f)', ['fid_from_features']),
+  ('raw logits as log p', '        log_p = torch.log_softmax(part, dim=1)\n',
+   '        log_p = part\n', ['inception_score', 'inception_score_confident', 'inception_score_splits']),
+  ('log of softmax in IS', '        log_p = torch.log_softmax(part, dim=1)\n',
+   '        log_p = torch.softmax(part, dim=1).log()\n', ['inception_score_confident']),
+  ('log of the mean marginal', '        log_marginal = torch.logsumexp(log_p, dim=0) - math.log(len(part))\n',
+   '        log_marginal = log_p.exp().mean(0).log()\n', []),
+  ('splits ignored', 'for part in torch.tensor_split(logits, splits):',
+   'for part in [logits]:', ['inception_score_splits']),
+ ],
+}
+
+
+def mutate(nb: dict, old: str, new: str) -> dict:
+    "A copy of `nb` with `old` replaced by `new` in exactly one graded cell."
+    bad, hits = copy.deepcopy(nb), 0
+    for c in bad['cells']:
+        src = ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+        if c['cell_type'] == 'code' and src.startswith('#| graded') and old in src:
+            c['source'], hits = src.replace(old, new), hits + 1
+    assert hits == 1, f'{old!r} found in {hits} graded cells'
+    return bad
+
+
+@pytest.mark.parametrize('lab', sorted(BUGS))
+def test_reference_full_marks_student_zero_and_bugs_lose_points_on_their_items(lab):
+    path = LABS/f'{lab}.ipynb'
+    nb = json.loads(path.read_text())
+    with Grader(path) as grader:
+        ref = grader.grade(nb, seed=7)
+        assert ref.score == ref.max_score > 0, ref.report()
+        student = grader.grade(LABS/'student'/f'{lab}.ipynb', seed=7)
+        assert student.score == 0 and all('not implemented' in i.output for i in student.items), student.report()
+        for name, old, new, expected in BUGS[lab]:
+            r = grader.grade(mutate(nb, old, new), seed=7)
+            lost = sorted(i.name for i in r.items if i.score < i.max_score)
+            assert lost == expected, f'{lab}: bug {name!r} lost points on {lost}, expected {expected}\n{r.report()}'
