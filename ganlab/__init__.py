@@ -4,9 +4,11 @@ Modules:
 
 - `ganlab.divergences`: How far apart are two distributions? The Kullback-Leibler and Jensen-Shannon divergences, their properties proved and checked, and what each one does when it is the thing being minimised.
 - `ganlab.evaluation`: Small classifiers trained here for MNIST and Fashion-MNIST, features streamed out of generators in batches, reference statistics, the Inception-v3 path, and the command that scores a run folder.
+- `ganlab.grading`: The labs' autograder: `ganlab-assign` turns a lab with solutions into the student version, and `ganlab-grade` runs a submission's functions in a separate, limited process and scores them against the reference solution on freshly drawn inputs.
 - `ganlab.likelihood`: Estimating log p(x) of a latent-variable model by Monte Carlo, the Parzen-window estimate that ranks a visibly broken sampler above a perfect one, why Gaussian decoders blur, and how GANs, VAEs and diffusion models compare.
 - `ganlab.metrics`: Numbers that say how good and how varied a generator's samples are: mode counts, Inception Score, FID, KID, precision and recall, density and coverage.
 - `ganlab.minimax`: What a GAN optimises, derived from scratch: the value V(D, G), its optimal discriminator, the Jensen-Shannon divergence hiding inside it, its equilibrium, and why the generator's loss is usually flipped.
+- `ganlab.sandbox`: A child process with resource limits, no network, no view of the lab sources, and an audit hook that refuses processes, sockets and file access outside its own folder; data in and data out.
 - `ganlab.shapes`: The output size o = (i − 1)·s + k − 2p, derived twice and checked against PyTorch over hundreds of settings; why the layer is called "transposed"; and where checkerboard artefacts come from.
 - `ganlab.transport`: When the supports are disjoint, KL and JS say nothing useful; the earth mover's distance still measures how far apart two distributions are. Its primal and dual problems, solved exactly, and the neural critics that approximate it."""
 

@@ -1,0 +1,57 @@
+"The benchmark studies (ganlab.studies, `ganlab-bench study`): resumable results, summaries, the command line."
+import json, math
+import pytest
+from ganlab.studies import Study, run_study, summarize, studies, main
+from ganlab import bench
+
+TINY = Study('tiny', 'a test study', datasets=('ring8',), base=dict(arch='mlp', width=8, batch_size=16),
+             methods={'GAN': {}, 'packed': dict(tricks=['pack:m=2'])}, seeds=(0, 1), steps=3)
+
+
+def test_run_study_resumes_and_keeps_samples(tmp_path):
+    logged = []
+    res = run_study(TINY, tmp_path, log=logged.append)
+    assert len(res['runs']) == 4 and len(logged) == 4
+    assert json.loads((tmp_path/'results.json').read_text())['runs'] == res['runs']
+    assert sorted(p.name for p in (tmp_path/'samples').iterdir()) == ['ring8-gan-seed0.png', 'ring8-packed-seed0.png']
+    again = run_study(TINY, tmp_path, log=logged.append)
+    assert len(logged) == 4 and again['runs'] == res['runs']             # finished runs are skipped
+    with pytest.raises(ValueError, match='^out: expected a results file written with these settings'):
+        run_study(TINY, tmp_path, steps=4)                                 # never mixes runs of different settings
+
+
+def test_same_seed_same_result_and_summary_statistics(tmp_path):
+    a = run_study(TINY, tmp_path/'a', seeds=(0, 1), methods=['GAN'], log=lambda s: None)
+    b = run_study(TINY, tmp_path/'b', seeds=(0, 1), methods=['GAN'], log=lambda s: None)
+    strip = lambda runs: [{k: v for k, v in r.items() if k != 'seconds'} for r in runs]
+    assert strip(a['runs']) == strip(b['runs'])                           # seeded: reproducible
+    row, = summarize(a, keys=['high_quality', 'modes'])
+    hq = [r['high_quality'] for r in a['runs']]
+    assert row['n'] == 2 and row['failed'] == 0
+    assert math.isclose(row['high_quality'], sum(hq) / 2) and math.isclose(row['high_quality_se'], abs(hq[0] - hq[1]) / 2)
+
+
+def test_bad_method_and_unknown_study(capsys):
+    with pytest.raises(ValueError, match="^methods: expected names from \\['GAN', 'packed'\\]"):
+        run_study(TINY, None, methods=['nope'])
+    with pytest.raises(SystemExit):
+        main(['no-such-study'])
+    assert "unknown study 'no-such-study'; valid names: losses, pacgan, pacgan_long, stacked_mnist" in capsys.readouterr().err
+
+
+def test_cli_records_its_command_and_bench_delegates(tmp_path):
+    out = tmp_path/'p'
+    assert bench.main(['study', 'pacgan', '--out', str(out), '--seeds', '0', '--steps', '2', '--methods', 'GAN']) == 0
+    stored = json.loads((out/'results.json').read_text())
+    assert stored['command'] == f'ganlab-bench study pacgan --out {out} --seeds 0 --steps 2 --methods GAN'
+    assert [(r['method'], r['data']) for r in stored['runs']] == [('GAN', 'ring8'), ('GAN', 'grid25')]
+    assert stored['published']['PacGAN4']['grid25'] == [24.8, 0.936]
+
+
+def test_registered_studies_are_well_formed():
+    assert studies.names == ['losses', 'pacgan', 'pacgan_long', 'stacked_mnist']
+    for name in studies.names:
+        s = studies[name]
+        for m in s.methods: s.config(m, s.datasets[0], 0)                 # every method makes a valid TrainConfig
+    from ganlab.losses import losses, get
+    assert set(studies['losses'].methods) == {n for n in losses.names if get(n).conditioning is None}
