@@ -508,14 +508,14 @@ def test_command_line_reports_bad_tricks(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- the experiment helper (ganlab.mode_collapse)
-def test_mode_collapse_compare_resumes_and_summarizes(tmp_path):
-    from ganlab.mode_collapse import compare, summarize, methods, main
+def test_mode_collapse_study_resumes_and_summarizes(tmp_path):
+    from ganlab.mode_collapse import study, methods, main
+    from ganlab.studies import run_study, summarize
     names = ['NS-GAN (baseline)', 'PacGAN (m = 2)']
-    path = tmp_path/'r.json'
-    lines = []
-    res = compare(names, datasets=('ring8',), seeds=(0, 1), steps=3, path=path, log=lines.append, width=8, batch_size=16)
-    assert len(res['runs']) == 4 and len(lines) == 4 and json.loads(path.read_text())['runs'] == res['runs']
-    again = compare(names, datasets=('ring8',), seeds=(0, 1), steps=3, path=path, log=lines.append, width=8, batch_size=16)
+    s, lines = study(steps=3, width=8, batch_size=16, seeds=(0, 1)), []
+    res = run_study(s, tmp_path/'r', methods=names, datasets=('ring8',), log=lines.append)
+    assert len(res['runs']) == 4 and len(lines) == 4 and json.loads((tmp_path/'r'/'results.json').read_text())['runs'] == res['runs']
+    again = run_study(s, tmp_path/'r', methods=names, datasets=('ring8',), log=lines.append)
     assert len(lines) == 4 and again['runs'] == res['runs']                  # finished runs are skipped
     rows = summarize(res)
     assert [r['method'] for r in rows] == names and all(r['n'] == 2 and r['n_modes'] == 8 for r in rows)
@@ -523,9 +523,21 @@ def test_mode_collapse_compare_resumes_and_summarizes(tmp_path):
     assert math.isclose(rows[1]['high_quality'], sum(hq) / 2) and math.isclose(rows[1]['high_quality_se'], abs(hq[0] - hq[1]) / 2)
     assert set(methods(10)) >= set(names) and 'instance_noise:sigma=0.1,steps=5' in methods(10)['instance noise']['tricks']
     assert list(methods(10, controls=True)) == ['instance noise, σ = 1e-4 (control)']
-    with pytest.raises(ValueError, match='^names: expected method names'):
-        compare(['nope'], steps=3)
-    assert main(['--out', str(tmp_path/'m.json'), '--steps', '2', '--seeds', '0', '--datasets', 'ring8', '--width', '8',
+    assert s.config('PacGAN (m = 2)', 'grid25', 1).tricks == ('pack:m=2',) and s.config('WGAN-GP', 'ring8', 0).loss == 'wgan-gp'
+    with pytest.raises(ValueError, match='^methods: expected names from'):
+        run_study(s, None, methods=['nope'])
+    assert main(['--out', str(tmp_path/'m'), '--steps', '2', '--seeds', '0', '--datasets', 'ring8', '--width', '8',
                  '--batch-size', '16', '--controls']) == 0
-    stored = json.loads((tmp_path/'m.json').read_text())
+    stored = json.loads((tmp_path/'m'/'results.json').read_text())
     assert stored['command'].startswith('python -m ganlab.mode_collapse --out') and len(stored['runs']) == 1
+    assert stored['settings']['study'] == 'mode-collapse-controls'
+
+
+def test_stored_mode_collapse_results_match_the_study():
+    "The committed results were made with the settings `study()` states: resuming them has nothing left to run."
+    from ganlab.mode_collapse import study
+    from ganlab.studies import run_study
+    for controls in (False, True):
+        s = study(3000, controls)
+        res = run_study(s, Path(__file__).resolve().parents[1]/'data'/'experiments'/s.name, log=lambda m: pytest.fail(f'would train: {m}'))
+        assert len(res['runs']) == len(s.methods) * 2 * 3
