@@ -11,8 +11,17 @@ from dataclasses import dataclass
 from typing import Callable
 import torch
 from torch import nn
+import copy
+import tempfile
+from pathlib import Path
 from .core import Registry, check, get_device
-from .losses import wgan_gp
+from . import models
+from .data import ImageTensors
+from .losses import wgan_gp, nsgan
+from .callbacks import NonFiniteStop, History, Diagnostics
+from .games import AdversarialGame
+from .trainer import Trainer
+from .studies import main as study_main
 
 # %% auto #0
 __all__ = ['benchmarks', 'Row', 'compare', 'minimal_wgan_gp_d_loss', 'bench_wgan_gp', 'bench_trainer', 'run_benchmarks',
@@ -103,11 +112,6 @@ def _bare_algorithm1(G, D, opt_g, opt_d, images: torch.Tensor, batch: int, gener
 def bench_trainer(repeats: int = 50, warmup: int = 5, device: str | torch.device | None = None, batch: int = 64,
                   width: int = 64, period: int = 50) -> list[Row]:
     "The Trainer (bare, and with default logging) against a hand-written loop: DCGAN-28, NS loss, batch 64."
-    import copy, tempfile
-    from pathlib import Path
-    from ganlab import train as T, models
-    from ganlab.data import ImageTensors
-    from ganlab.losses import nsgan
     device = get_device(device)
     gen = torch.Generator().manual_seed(0)
     data = ImageTensors(torch.randint(0, 256, (4096, 1, 28, 28), dtype=torch.uint8, generator=gen), torch.zeros(4096, dtype=torch.long))
@@ -118,10 +122,11 @@ def bench_trainer(repeats: int = 50, warmup: int = 5, device: str | torch.device
         adam = lambda m: torch.optim.Adam(m.parameters(), 2e-4, betas=(0.5, 0.999))
         if callbacks is None:
             return _bare_algorithm1(G, D, adam(G), adam(D), data.images, batch, torch.Generator().manual_seed(1), device)
-        tr = T.Trainer(G, D, nsgan.fresh(), data, adam(G), adam(D), batch, 1, device, 1, callbacks)
+        game = AdversarialGame(G, D, nsgan.fresh(), adam(G), adam(D))
+        tr = Trainer(game, data, batch, device, 1, callbacks)
         return lambda: tr.fit(tr.step + 1)
     folder = Path(tempfile.mkdtemp())
-    logging = [T.NonFiniteStop(), T.History(folder/'history.csv', period), T.Diagnostics(period, report=lambda m: None)]
+    logging = [NonFiniteStop(), History(folder/'history.csv', period), Diagnostics(period, report=lambda m: None)]
     reference, bare, logged = contender(None), contender([]), contender(logging)
     def calls(step, n):                        # one timed call = n steps
         def run():
@@ -155,7 +160,6 @@ def main(argv: list[str] | None = None) -> int:
     "Entry point of `ganlab-bench`; `ganlab-bench study NAME ...` runs a benchmark study (chapter 91, `ganlab.studies`)."
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ['study']:
-        from ganlab.studies import main as study_main
         return study_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog='ganlab-bench',

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['check', 'default_device', 'get_device', 'seed_everything', 'rng_state', 'set_rng_state', 'Registry', 'atomic_save',
+__all__ = ['INTEGER_DTYPES', 'check', 'check_number', 'check_batch', 'check_pair', 'check_scores', 'check_labels',
+           'default_device', 'get_device', 'seed_everything', 'rng_state', 'set_rng_state', 'Registry', 'atomic_save',
            'atomic_write_bytes', 'atomic_write_text']
 
 # %% ../nbs/00_core.ipynb #a6202f9a
@@ -21,6 +22,70 @@ def check(condition: bool, name: str, expected: str, got: Any) -> None:
     "Raise `ValueError('<name>: expected <expected>, got <got>')` unless `condition` holds."
     if not condition:
         raise ValueError(f"{name}: expected {expected}, got {got!r}")
+
+# %% ../nbs/00_core.ipynb #1925ca50
+def check_number(value, name: str, low: float = 0., strict: bool = False, high: float | None = None) -> float:
+    "`value` as a float, if it is a number >= `low` (> `low` when `strict`) and <= `high`; else a ValueError."
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = is_number and (value > low if strict else value >= low)
+    ok = ok and (high is None or value <= high)
+    bound = f"a number {'>' if strict else '>='} {low}"
+    if high is not None:
+        bound += f' and <= {high}'
+    check(ok, name, bound, value)
+    return float(value)
+
+# %% ../nbs/00_core.ipynb #f7138cea
+def check_batch(x, name: str) -> torch.Tensor:
+    "`x` itself, if it is a non-empty floating-point batch of shape (N, *features); else a ValueError."
+    ok = torch.is_tensor(x) and x.dim() >= 2 and x.shape[0] > 0 and x.is_floating_point()
+    if not ok:
+        check(torch.is_tensor(x), name, 'a tensor', type(x).__name__)
+        got = f'{x.dtype} of shape {tuple(x.shape)}'
+        check(False, name, 'a non-empty floating-point batch of shape (N, *features)', got)
+    return x
+
+
+def check_pair(real, fake) -> tuple[torch.Tensor, torch.Tensor]:
+    "`(real, fake)`, if both are batches of the same shape on the same device; else a ValueError."
+    check_batch(real, 'real')
+    check_batch(fake, 'fake')
+    if fake.shape != real.shape:
+        check(False, 'fake', f'the shape of real {tuple(real.shape)}', tuple(fake.shape))
+    if fake.device != real.device:
+        check(False, 'fake', f'the device of real ({real.device})', str(fake.device))
+    return real, fake
+
+
+def check_scores(out, n: int, name: str) -> torch.Tensor:
+    "One raw score (logit) per sample: accept shape (n,) or (n, 1) and return shape (n,)."
+    ok = torch.is_tensor(out) and out.dim() in (1, 2) and out.shape[0] == n
+    if not (ok and (out.dim() == 1 or out.shape[1] == 1)):
+        check(torch.is_tensor(out), name, 'a tensor of raw scores (logits)', type(out).__name__)
+        check(False, name, f'one raw score per sample, shape ({n},) or ({n}, 1)', tuple(out.shape))
+    return out.reshape(n)
+
+
+INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+def check_labels(y, n: int, name: str = 'y', n_classes: int | None = None, owner: str = '') -> torch.Tensor:
+    """`y` itself, if it is an integer tensor of shape (n,) with values in [0, n_classes); else a ValueError.
+
+    The one labels contract of the package: models, losses and tricks all check labels here. With
+    `n_classes=None` only negative labels are refused; `owner` names what needs labels, for the message
+    when none are given. Reading the range costs one host-device sync,
+    worth it: out-of-range labels crash CUDA kernels with no useful message."""
+    needs = f' ({owner} is conditional)' if owner else ''
+    check(y is not None, name, f'class labels of shape ({n},){needs}', None)
+    shape = tuple(getattr(y, 'shape', ()))
+    if not (torch.is_tensor(y) and y.dtype in INTEGER_DTYPES and shape == (n,)):
+        got = f'{getattr(y, "dtype", type(y).__name__)} of shape {shape}'
+        check(False, name, f'an integer tensor of shape ({n},)', got)
+    bad = y < 0 if n_classes is None else (y < 0) | (y >= n_classes)
+    if bool(bad.any()):
+        expected = f'labels in [0, {n_classes})' if n_classes else 'labels >= 0'
+        check(False, name, expected, f'values from {int(y.min())} to {int(y.max())}')
+    return y
 
 # %% ../nbs/00_core.ipynb #d814998e
 def default_device() -> torch.device:

@@ -42,6 +42,14 @@ class GaussianMixture:
     def dim(self) -> int: return self.means.shape[1]
     @property
     def n_modes(self) -> int: return len(self.means)
+    @property
+    def shape(self) -> tuple[int]:
+        "The shape of one sample, `(d,)`: what a trainer needs to build models, as for image sets."
+        return (self.dim,)
+    @property
+    def n_classes(self) -> int:
+        "The components are the classes: `sample` returns each point's component as its label."
+        return self.n_modes
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None):
         "`n` float32 samples and their component labels, drawn with `generator` (a CPU generator)."
@@ -90,7 +98,11 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 class ImageTensors(torch.utils.data.Dataset):
-    "An image set held as one uint8 tensor (N, C, H, W) with int64 labels; items and batches come out in [-1, 1]."
+    """An image set held as one uint8 tensor (N, C, H, W) with int64 labels; items and batches come out in [-1, 1].
+
+    Like `GaussianMixture`, it tells a trainer what it needs: `shape` (C, H, W), `n_classes`, and
+    `centers` (None: an image set has no known mode centres to count)."""
+    centers = None
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: list[str] | None = None, name: str = ''):
         check(images.dtype == torch.uint8 and images.ndim == 4, 'images', 'a uint8 tensor of shape (N, C, H, W)',
               f'{images.dtype} of shape {tuple(images.shape)}')
@@ -233,8 +245,15 @@ def stacked_mnist(n: int = 60_000, split: str = 'train', root=None, download: bo
 
 # %% ../nbs/01_data.ipynb #41ef1d2c
 datasets = Registry('dataset')
-datasets.register('ring8', lambda **kw: ring(**kw))
-datasets.register('grid25', lambda **kw: grid(**kw))
+def _synthetic(make):
+    """A loader for a synthetic mixture, with the image loaders' arguments: one distribution, so every
+    `split` is the same one, and nothing to find (`root`) or download."""
+    def load_mixture(split: str = 'train', root=None, download: bool = True, **kwargs) -> GaussianMixture:
+        return make(**kwargs)
+    return load_mixture
+
+datasets.register('ring8', _synthetic(ring))
+datasets.register('grid25', _synthetic(grid))
 datasets.register('mnist', lambda **kw: _load_idx_set('mnist', **kw))
 datasets.register('fashion-mnist', lambda **kw: _load_idx_set('fashion_mnist', **kw))
 datasets.register('cifar10', _load_cifar10)

@@ -10,116 +10,128 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from .core import Registry, check
+from .core import Registry, check, check_batch, check_pair, check_scores, check_labels, check_number
 
 # %% auto #0
-__all__ = ['losses', 'gan', 'nsgan', 'lsgan', 'wgan', 'wgan_gp', 'dragan', 'hinge', 'ragan', 'cgan', 'acgan', 'infogan', 'ebgan',
-           'began', 'Loss', 'ScoreLoss', 'get', 'gan_d_loss', 'gan_g_loss', 'nsgan_g_loss', 'GAN', 'NSGAN',
-           'lsgan_d_loss', 'lsgan_g_loss', 'LSGAN', 'wgan_d_loss', 'wgan_g_loss', 'clip_weights', 'WGAN',
-           'gradient_penalty', 'WGANGP', 'dragan_penalty', 'DRAGAN', 'hinge_d_loss', 'hinge_g_loss', 'Hinge',
-           'ragan_d_loss', 'ragan_g_loss', 'RaGAN', 'CGAN', 'ACGAN', 'info_loss', 'InfoGAN', 'reconstruction_energy',
-           'ebgan_d_loss', 'pulling_away', 'EBGAN', 'began_d_loss', 'began_k_update', 'began_convergence', 'BEGAN']
+__all__ = ['DCGAN_OPTIMIZER', 'losses', 'gan', 'nsgan', 'lsgan', 'wgan', 'wgan_gp', 'dragan', 'hinge', 'ragan', 'cgan', 'acgan',
+           'infogan', 'ebgan', 'began', 'Loss', 'ScoreLoss', 'get', 'gan_d_loss', 'gan_g_loss', 'nsgan_g_loss', 'GAN',
+           'NSGAN', 'lsgan_d_loss', 'lsgan_g_loss', 'LSGAN', 'wgan_d_loss', 'wgan_g_loss', 'clip_weights', 'WGAN',
+           'input_gradients', 'random_interpolates', 'gradient_penalty', 'WGANGP', 'dragan_penalty', 'DRAGAN',
+           'hinge_d_loss', 'hinge_g_loss', 'Hinge', 'ragan_d_loss', 'ragan_g_loss', 'RaGAN', 'CGAN', 'ACGAN',
+           'info_loss', 'InfoGAN', 'reconstruction_energy', 'ebgan_d_loss', 'pulling_away', 'EBGAN', 'began_d_loss',
+           'began_k_update', 'began_convergence', 'BEGAN']
 
-# %% ../nbs/21_losses.ipynb #5c1fcd96
-# The messages are only formatted on failure: these checks run on every training step.
-def _check_batch(x, name: str) -> Tensor:
-    if not (torch.is_tensor(x) and x.dim() >= 2 and x.shape[0] > 0 and x.is_floating_point()):
-        check(torch.is_tensor(x), name, 'a tensor', type(x).__name__)
-        check(False, name, 'a non-empty floating-point batch of shape (N, *features)', f'{x.dtype} of shape {tuple(x.shape)}')
-    return x
+# %% ../nbs/21_losses.ipynb #c4ef85a1
+DCGAN_OPTIMIZER = dict(optimizer='adam', lr=2e-4, betas=(0.5, 0.999), n_critic=1)
 
-def _check_pair(real, fake) -> tuple[Tensor, Tensor]:
-    _check_batch(real, 'real'); _check_batch(fake, 'fake')
-    if fake.shape != real.shape: check(False, 'fake', f'the shape of real {tuple(real.shape)}', tuple(fake.shape))
-    if fake.device != real.device: check(False, 'fake', f'the device of real ({real.device})', str(fake.device))
-    return real, fake
 
-def _as_scores(out, n: int, name: str) -> Tensor:
-    "One raw score per sample: accept shape (N,) or (N, 1), return (N,)."
-    if not (torch.is_tensor(out) and out.dim() in (1, 2) and out.shape[0] == n and (out.dim() == 1 or out.shape[1] == 1)):
-        check(torch.is_tensor(out), name, 'a tensor of raw scores (logits)', type(out).__name__)
-        check(False, name, f'one raw score per sample, shape ({n},) or ({n}, 1)', tuple(out.shape))
-    return out.reshape(n)
-
-def _check_labels(y, n: int, name: str, n_classes: int | None, who: str) -> Tensor:
-    check(y is not None, name, f'class labels of shape ({n},) ({who} is conditional)', None)
-    check(torch.is_tensor(y) and y.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
-          and tuple(y.shape) == (n,), name, f'an integer tensor of shape ({n},)',
-          f'{getattr(y, "dtype", type(y).__name__)} of shape {tuple(getattr(y, "shape", ()))}')
-    bad = (y < 0) if n_classes is None else (y < 0) | (y >= n_classes)
-    if bool(bad.any()):  # the one sync: out-of-range labels crash CUDA kernels with no useful message
-        check(False, name, f'labels in [0, {n_classes})' if n_classes else 'labels >= 0',
-              f'values from {int(y.min())} to {int(y.max())}')
-    return y
-
-# %% ../nbs/21_losses.ipynb #031f7e4e
 class Loss:
     """A GAN objective: `d_loss` and `g_loss` return the 0-dim tensor each player *minimises*.
-    The trainer calls `after_d_step(D)` after every optimizer step of D and `after_g_step(G)` after every
-    step of G; `stats` holds detached 0-dim tensors from the latest call, for logging.
 
-    Two class attributes tell a trainer what the loss needs, so it never special-cases a loss by name:
-    `conditioning` (None, 'labels': class labels `y`, or 'codes': InfoGAN codes `c`) and `d_output`
-    ('score': one raw score per sample, 'score+classes': ACGAN's two heads, 'score+codes': InfoGAN's
-    D and Q heads, 'reconstruction': an autoencoder's (reconstruction, embedding))."""
+    - `d_objective(D, real, fake, **cond)`: D's loss, with `fake` left in the graph (subclasses write it);
+      `d_loss` checks the batches and calls it with `fake.detach()`.
+    - `after_d_update(D)`, `after_g_update(G)`: called by the game after each optimiser step of that player.
+    - `stats`: detached 0-dim tensors from the latest call, for logging.
+    - Class attributes tell a trainer what the loss needs, so it never special-cases a loss by name:
+      `conditioning` (None, 'labels': class labels `y`, or 'codes': InfoGAN codes `c`), `d_output`
+      ('score', 'score+classes': ACGAN's two heads, 'score+codes': InfoGAN's D and Q heads,
+      'reconstruction': an autoencoder's (reconstruction, embedding)), `optimizer_defaults` (the paper's
+      optimiser, lr, betas, n_critic) and `gradient_penalty` (True when D's loss penalises input
+      gradients per sample: then D must not use batch norm, which couples the samples)."""
     conditioning: str | None = None
     d_output: str = 'score'
+    optimizer_defaults: dict = DCGAN_OPTIMIZER
+    gradient_penalty: bool = False
 
     def __init__(self, **hparams):
-        self.hparams, self.stats = hparams, {}
-        for k, v in hparams.items(): setattr(self, k, v)
+        self.hparams = hparams
+        self.stats = {}
+        for name, value in hparams.items():
+            setattr(self, name, value)
 
-    def d_loss(self, D, real: Tensor, fake: Tensor, **cond) -> Tensor: raise NotImplementedError
-    def g_loss(self, D, fake: Tensor, **cond) -> Tensor: raise NotImplementedError
-    def after_d_step(self, D) -> None: "Called after every optimizer step of D (nothing by default)."
-    def after_g_step(self, G) -> None: "Called after every optimizer step of G (nothing by default)."
-    def state_dict(self) -> dict: return {}
+    def d_objective(self, D, real: Tensor, fake: Tensor, **cond) -> Tensor:
+        "D's minimised loss with `fake` kept in the graph."
+        raise NotImplementedError
+
+    def d_loss(self, D, real: Tensor, fake: Tensor, **cond) -> Tensor:
+        "D's minimised loss: `d_objective` on checked batches, with `fake` detached."
+        real, fake = check_pair(real, fake)
+        return self.d_objective(D, real, fake.detach(), **cond)
+
+    def g_loss(self, D, fake: Tensor, **cond) -> Tensor:
+        "G's minimised loss, through D's response to `fake`."
+        raise NotImplementedError
+
+    def after_d_update(self, D) -> None:
+        "Called after every optimizer step of D (nothing by default)."
+
+    def after_g_update(self, G) -> None:
+        "Called after every optimizer step of G (nothing by default)."
+
+    def state_dict(self) -> dict:
+        "State to keep in checkpoints (none by default)."
+        return {}
+
     def load_state_dict(self, state: dict) -> None:
-        check(isinstance(state, dict) and not state, 'state', f'an empty dict ({type(self).__name__} keeps no state)', state)
+        "Restore `state_dict()`; a stateless loss accepts only an empty dict."
+        expected = f'an empty dict ({type(self).__name__} keeps no state)'
+        check(isinstance(state, dict) and not state, 'state', expected, state)
+
     def fresh(self) -> 'Loss':
         "A new loss with the same settings and a clean state (the ready objects are shared)."
         return type(self)(**self.hparams)
-    def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.hparams.items())})"
 
-def _number(value, name: str, low: float = 0., strict: bool = False, high: float | None = None) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value > low if strict else value >= low)
-    ok = ok and (high is None or value <= high)
-    check(ok, name, f"a number {'>' if strict else '>='} {low}" + (f' and <= {high}' if high is not None else ''), value)
-    return float(value)
+    def __repr__(self):
+        settings = ', '.join(f'{k}={v!r}' for k, v in self.hparams.items())
+        return f"{type(self).__name__}({settings})"
 
+# %% ../nbs/21_losses.ipynb #e1f8af55
 class ScoreLoss(Loss):
-    "A loss on one raw score per sample: `D(x)`, or `D(x, y)` when labels are given, returns shape (N,) or (N, 1)."
+    """A loss on one raw score per sample: `D(x)`, or `D(x, y)` when labels are given, returns shape
+    (N,) or (N, 1). Subclasses set `d_from_scores(real_scores, fake_scores)`, `g_from_scores(fake_scores)`
+    and optionally `penalty(D, real, fake, y)`."""
     needs_label = False
-    d_from_scores: Callable; g_from_scores: Callable
+    d_from_scores: Callable
+    g_from_scores: Callable
 
     def scores(self, D, x: Tensor, y: Tensor | None, name: str) -> Tensor:
-        return _as_scores(D(x) if y is None else D(x, y), x.shape[0], name)
+        "D's raw scores for `x` (given labels `y`), shape (N,)."
+        out = D(x) if y is None else D(x, y)
+        return check_scores(out, x.shape[0], name)
 
-    def _labels(self, y, n: int, name: str):
-        if y is None and not self.needs_label: return None
-        return _check_labels(y, n, name, getattr(self, 'n_classes', None), type(self).__name__)
+    def labels(self, y, n: int, name: str) -> Tensor | None:
+        "Checked labels, or None for an unconditional loss given none."
+        if y is None and not self.needs_label:
+            return None
+        return check_labels(y, n, name, getattr(self, 'n_classes', None), type(self).__name__)
 
-    def penalty(self, D, real: Tensor, fake: Tensor, y: Tensor | None) -> Tensor | None: return None
+    def penalty(self, D, real: Tensor, fake: Tensor, y: Tensor | None) -> Tensor | None:
+        "A term added to D's loss (None: no penalty)."
+        return None
 
-    def d_loss(self, D, real, fake, *, y=None, y_fake=None) -> Tensor:
-        real, fake = _check_pair(real, fake)
-        fake = fake.detach()                                   # D's loss never reaches G
+    def d_objective(self, D, real, fake, *, y=None, y_fake=None, from_scores=None) -> Tensor:
+        """`from_scores(D(real), D(fake)) + penalty`, with `from_scores` the loss's own `d_from_scores`
+        unless a label trick passes its own; `fake` stays in the graph."""
         check(y_fake is None or y is not None, 'y', 'labels for the real batch when y_fake is given', None)
-        y = self._labels(y, len(real), 'y')
-        y_fake = y if y_fake is None else self._labels(y_fake, len(fake), 'y_fake')
-        penalty = self.penalty(D, real, fake, y)    # first: measurably faster on CPU (see the bench chapter)
-        r, f = self.scores(D, real, y, 'D(real)'), self.scores(D, fake, y_fake, 'D(fake)')
-        loss = self.d_from_scores(r, f)
-        self.stats = dict(d_real=r.detach().mean(), d_fake=f.detach().mean())
+        y = self.labels(y, len(real), 'y')
+        y_fake = y if y_fake is None else self.labels(y_fake, len(fake), 'y_fake')
+        # The penalty first: measurably faster on CPU (see the bench chapter).
+        penalty = self.penalty(D, real, fake, y)
+        real_scores = self.scores(D, real, y, 'D(real)')
+        fake_scores = self.scores(D, fake, y_fake, 'D(fake)')
+        loss = (from_scores or self.d_from_scores)(real_scores, fake_scores)
+        self.stats = dict(d_real=real_scores.detach().mean(), d_fake=fake_scores.detach().mean())
         if penalty is not None:
-            loss = loss + penalty; self.stats['penalty'] = penalty.detach()
+            loss = loss + penalty
+            self.stats['penalty'] = penalty.detach()
         return loss
 
     def g_loss(self, D, fake, *, y=None) -> Tensor:
-        _check_batch(fake, 'fake')
-        f = self.scores(D, fake, self._labels(y, len(fake), 'y'), 'D(fake)')
-        self.stats = dict(d_fake=f.detach().mean())
-        return self.g_from_scores(f)
+        "`g_from_scores(D(fake))`."
+        check_batch(fake, 'fake')
+        fake_scores = self.scores(D, fake, self.labels(y, len(fake), 'y'), 'D(fake)')
+        self.stats = dict(d_fake=fake_scores.detach().mean())
+        return self.g_from_scores(fake_scores)
 
 # %% ../nbs/21_losses.ipynb #a99c7bcd
 losses = Registry('loss')
@@ -182,41 +194,69 @@ def clip_weights(module: torch.nn.Module, c: float) -> None:
     for p in module.parameters(): p.clamp_(-c, c)
 
 class WGAN(ScoreLoss):
-    "Wasserstein critic; `after_d_step` clips every weight of D to [−clip, clip] (course default c = 0.01)."
-    d_from_scores, g_from_scores = staticmethod(wgan_d_loss), staticmethod(wgan_g_loss)
-    def __init__(self, clip: float = 0.01): super().__init__(clip=_number(clip, 'clip', strict=True))
-    def after_d_step(self, D) -> None: clip_weights(D, self.clip)
+    """Wasserstein critic (Arjovsky et al., 2017); `after_d_update` clips every weight of D to
+    [−clip, clip] (course default c = 0.01). The paper's optimiser: RMSProp, lr 5e-5, n_critic = 5."""
+    d_from_scores = staticmethod(wgan_d_loss)
+    g_from_scores = staticmethod(wgan_g_loss)
+    optimizer_defaults = dict(optimizer='rmsprop', lr=5e-5, betas=None, n_critic=5)
+
+    def __init__(self, clip: float = 0.01):
+        super().__init__(clip=check_number(clip, 'clip', strict=True))
+
+    def after_d_update(self, D) -> None:
+        "Clip D's weights after its optimiser step: the Lipschitz constraint, enforced crudely."
+        clip_weights(D, self.clip)
 
 wgan = losses.register('wgan', WGAN())
 
 # %% ../nbs/21_losses.ipynb #7d593a16
-def _input_gradient_norm(D, x: Tensor, y: Tensor | None = None) -> Tensor:
-    "Per-sample ‖∇ₓD(x)‖₂ over all features, kept in the graph (create_graph) so a penalty on it trains D."
-    if not x.requires_grad: x = x.detach().requires_grad_(True)
-    out = _as_scores(D(x) if y is None else D(x, y), x.shape[0], 'D(x_hat)')
-    if not out.requires_grad: return x.new_zeros(x.shape[0])            # D ignores its input
-    grad, = torch.autograd.grad(out.sum(), x, create_graph=True, allow_unused=True)
-    if grad is None: return x.new_zeros(x.shape[0])
-    return grad.flatten(1).norm(2, dim=1)
+def input_gradients(D, x: Tensor, y: Tensor | None = None, name: str = 'D(x)') -> Tensor:
+    """∇ₓ of D's scores at `x`: shape of `x`, one row per sample, kept in the graph (`create_graph`) so
+    that a penalty on it trains D. The package's one input-gradient function: every gradient penalty
+    (WGAN-GP, DRAGAN, one-sided, R1, R2) is a function of its rows. Zero when D ignores its input."""
+    if not x.requires_grad:
+        x = x.detach().requires_grad_(True)
+    scores = check_scores(D(x) if y is None else D(x, y), x.shape[0], name)
+    if not scores.requires_grad:
+        return torch.zeros_like(x)
+    # Scores of different samples do not interact, so the gradient of their sum gives each row.
+    grad, = torch.autograd.grad(scores.sum(), x, create_graph=True, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
 
-def _per_sample_uniform(x: Tensor) -> Tensor:
-    "One U[0, 1) draw per sample, shaped (N, 1, ..., 1) to broadcast over x; global RNG, x's device."
-    return torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype)
+
+def random_interpolates(real: Tensor, other: Tensor) -> Tensor:
+    """x̂ = αx + (1 − α)x̃ with one α ~ U[0, 1) per sample (shape (N, 1, ..., 1), broadcast over the
+    features), drawn with `torch.rand` on real's device: the points where WGAN-GP and DRAGAN penalise."""
+    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    return alpha * real + (1 - alpha) * other
+
 
 def gradient_penalty(D, real: Tensor, fake: Tensor, lam: float = 10., y: Tensor | None = None) -> Tensor:
-    """WGAN-GP penalty λ·E[(‖∇D(x̂)‖₂ − 1)²], x̂ = αx + (1 − α)x̃ with one α ~ U[0, 1) per sample
-    (`torch.rand(N)` on real's device, the only draw), the norm per sample over all features. Added to the
-    critic's minimised loss. `y` is passed on as `D(x̂, y)`."""
-    real, fake = _check_pair(real, fake)
-    alpha = _per_sample_uniform(real)
-    x_hat = alpha * real + (1 - alpha) * fake
-    return lam * (_input_gradient_norm(D, x_hat, y) - 1).pow(2).mean()
+    """WGAN-GP penalty λ·E[(‖∇D(x̂)‖₂ − 1)²] (Gulrajani et al., 2017) at `random_interpolates(real, fake)`
+    (the only random draw), the norm per sample over all features. Added to the critic's minimised
+    loss. `y` is passed on as `D(x̂, y)`."""
+    real, fake = check_pair(real, fake)
+    x_hat = random_interpolates(real, fake)
+    # ‖∇D(x̂)‖₂ per sample, over every feature (all pixels of all channels)
+    norms = input_gradients(D, x_hat, y, 'D(x_hat)').flatten(1).norm(2, dim=1)
+    return lam * (norms - 1).pow(2).mean()
+
 
 class WGANGP(ScoreLoss):
-    "WGAN critic with the gradient penalty (course default λ = 10) instead of clipping."
-    d_from_scores, g_from_scores = staticmethod(wgan_d_loss), staticmethod(wgan_g_loss)
-    def __init__(self, lam: float = 10.): super().__init__(lam=_number(lam, 'lam'))
-    def penalty(self, D, real, fake, y): return gradient_penalty(D, real, fake, self.lam, y)
+    """WGAN critic with the gradient penalty (course default λ = 10) instead of clipping. The paper's
+    optimiser: Adam, lr 1e-4, β = (0, 0.9), n_critic = 5. The penalty is per sample, so the critic
+    must not use batch norm (`input_gradient_penalty`)."""
+    d_from_scores = staticmethod(wgan_d_loss)
+    g_from_scores = staticmethod(wgan_g_loss)
+    optimizer_defaults = dict(optimizer='adam', lr=1e-4, betas=(0., 0.9), n_critic=5)
+    input_gradient_penalty = True
+
+    def __init__(self, lam: float = 10.):
+        super().__init__(lam=check_number(lam, 'lam'))
+
+    def penalty(self, D, real, fake, y):
+        "λ·E[(‖∇D(x̂)‖₂ − 1)²] at random interpolates of real and fake."
+        return gradient_penalty(D, real, fake, self.lam, y)
 
 wgan_gp = losses.register('wgan_gp', WGANGP())
 
@@ -225,18 +265,26 @@ def dragan_penalty(D, real: Tensor, lam: float = 10., c: float = 0.5, y: Tensor 
     """DRAGAN penalty λ·E[(‖∇D(x̂)‖₂ − 1)²], x̂ = αx + (1 − α)x_p, x_p = x + c·std(x)·U[0,1) with std over the
     whole batch, α ~ U[0, 1) per sample, the norm per sample over all features. Drawn in that order
     (`torch.rand_like(real)`, then `torch.rand(N)`). Added to D's minimised loss."""
-    _check_batch(real, 'real')
+    check_batch(real, 'real')
+    # x_p: real points pushed by up to c standard deviations (of the whole batch)
     x_p = real + c * real.std(correction=0) * torch.rand_like(real)
-    alpha = _per_sample_uniform(real)
-    x_hat = alpha * real + (1 - alpha) * x_p
-    return lam * (_input_gradient_norm(D, x_hat, y) - 1).pow(2).mean()
+    x_hat = random_interpolates(real, x_p)
+    norms = input_gradients(D, x_hat, y, 'D(x_hat)').flatten(1).norm(2, dim=1)
+    return lam * (norms - 1).pow(2).mean()
+
 
 class DRAGAN(ScoreLoss):
-    "NS-GAN plus DRAGAN's local gradient penalty (course default λ = 10, c = 0.5)."
-    d_from_scores, g_from_scores = staticmethod(gan_d_loss), staticmethod(nsgan_g_loss)
+    "NS-GAN plus DRAGAN's local gradient penalty (Kodali et al., 2017; course default λ = 10, c = 0.5)."
+    d_from_scores = staticmethod(gan_d_loss)
+    g_from_scores = staticmethod(nsgan_g_loss)
+    input_gradient_penalty = True
+
     def __init__(self, lam: float = 10., c: float = 0.5):
-        super().__init__(lam=_number(lam, 'lam'), c=_number(c, 'c'))
-    def penalty(self, D, real, fake, y): return dragan_penalty(D, real, self.lam, self.c, y)
+        super().__init__(lam=check_number(lam, 'lam'), c=check_number(c, 'c'))
+
+    def penalty(self, D, real, fake, y):
+        "λ·E[(‖∇D(x̂)‖₂ − 1)²] at random points near the real batch."
+        return dragan_penalty(D, real, self.lam, self.c, y)
 
 dragan = losses.register('dragan', DRAGAN())
 
@@ -269,8 +317,9 @@ class RaGAN(ScoreLoss):
     d_from_scores = staticmethod(ragan_d_loss)
     _last_real = _last_y = None
 
-    def d_loss(self, D, real, fake, *, y=None, y_fake=None) -> Tensor:
-        loss = super().d_loss(D, real, fake, y=y, y_fake=y_fake)
+    def d_objective(self, D, real, fake, *, y=None, y_fake=None, from_scores=None) -> Tensor:
+        "The score loss's objective; keeps the real batch and its labels for `g_loss`."
+        loss = super().d_objective(D, real, fake, y=y, y_fake=y_fake, from_scores=from_scores)
         self._last_real, self._last_y = real.detach(), y
         return loss
 
@@ -279,9 +328,9 @@ class RaGAN(ScoreLoss):
             real = self._last_real
             if y_real is None: y_real = self._last_y
         check(real is not None, 'real', 'a real batch: pass real=, or call d_loss first', None)
-        real, fake = _check_pair(real, fake)
-        y = self._labels(y, len(fake), 'y')
-        y_real = y if y_real is None else self._labels(y_real, len(real), 'y_real')
+        real, fake = check_pair(real, fake)
+        y = self.labels(y, len(fake), 'y')
+        y_real = y if y_real is None else self.labels(y_real, len(real), 'y_real')
         with torch.no_grad(): r = self.scores(D, real, y_real, 'D(real)')
         f = self.scores(D, fake, y, 'D(fake)')
         self.stats = dict(d_real=r.mean(), d_fake=f.detach().mean())
@@ -308,28 +357,28 @@ def _two_heads(D, x: Tensor, name: str, second: str) -> tuple[Tensor, Tensor]:
     head = out[1]
     check(torch.is_tensor(head) and head.dim() == 2 and head.shape[0] == len(x), f'{name}[1]', f'{second} of shape ({len(x)}, K)',
           tuple(getattr(head, 'shape', ())))
-    return _as_scores(out[0], len(x), f'{name}[0]'), head
+    return check_scores(out[0], len(x), f'{name}[0]'), head
 
 class ACGAN(Loss):
     "NS-GAN plus an auxiliary classifier; `D(x)` returns (adv_logits (N,), class_logits (N, K)); labels `y` required."
     conditioning, d_output = 'labels', 'score+classes'
-    def __init__(self, class_weight: float = 1.): super().__init__(class_weight=_number(class_weight, 'class_weight'))
+    def __init__(self, class_weight: float = 1.): super().__init__(class_weight=check_number(class_weight, 'class_weight'))
 
     def _classify(self, D, x, y, name: str, label_name: str) -> tuple[Tensor, Tensor]:
         check(y is not None, label_name, f'class labels of shape ({len(x)},) ({type(self).__name__} is conditional)', None)
         adv, class_logits = _two_heads(D, x, name, 'class logits')
-        y = _check_labels(y, len(x), label_name, class_logits.shape[1], type(self).__name__)
+        y = check_labels(y, len(x), label_name, class_logits.shape[1], type(self).__name__)
         return adv, F.cross_entropy(class_logits, y)   # logits in: cross_entropy does the log-softmax
 
-    def d_loss(self, D, real, fake, *, y=None, y_fake=None) -> Tensor:
-        real, fake = _check_pair(real, fake)
+    def d_objective(self, D, real, fake, *, y=None, y_fake=None) -> Tensor:
+        "NS-GAN's D loss plus the class term on real (labels `y`) and fake (`y_fake`, else `y`)."
         r, ce_real = self._classify(D, real, y, 'D(real)', 'y')
         f, ce_fake = self._classify(D, fake.detach(), y if y_fake is None else y_fake, 'D(fake)', 'y_fake')
         self.stats = dict(d_real=r.detach().mean(), d_fake=f.detach().mean(), class_loss=(ce_real + ce_fake).detach())
         return gan_d_loss(r, f) + self.class_weight * (ce_real + ce_fake)
 
     def g_loss(self, D, fake, *, y=None) -> Tensor:
-        f, ce_fake = self._classify(D, _check_batch(fake, 'fake'), y, 'D(fake)', 'y')
+        f, ce_fake = self._classify(D, check_batch(fake, 'fake'), y, 'D(fake)', 'y')
         self.stats = dict(d_fake=f.detach().mean(), class_loss=ce_fake.detach())
         return nsgan_g_loss(f) + self.class_weight * ce_fake
 
@@ -351,7 +400,7 @@ class InfoGAN(Loss):
         for name, v in (('n_classes', n_classes), ('n_continuous', n_continuous)):
             check(isinstance(v, int) and not isinstance(v, bool) and v >= 0, name, 'an int >= 0', v)
         check(n_classes + n_continuous > 0, 'n_continuous', 'at least one code (n_classes + n_continuous > 0)', n_continuous)
-        super().__init__(n_classes=n_classes, n_continuous=n_continuous, lam=_number(lam, 'lam'), lam_cont=_number(lam_cont, 'lam_cont'))
+        super().__init__(n_classes=n_classes, n_continuous=n_continuous, lam=check_number(lam, 'lam'), lam_cont=check_number(lam_cont, 'lam_cont'))
 
     def _info(self, D, fake: Tensor, c) -> tuple[Tensor, Tensor]:
         n, width, k = len(fake), self.n_classes + self.n_continuous, self.n_classes
@@ -366,15 +415,14 @@ class InfoGAN(Loss):
         check(q.shape[1] == width, 'D(fake)[1]', f'Q outputs of shape ({n}, {width}): {k} logits, then {self.n_continuous} means', tuple(q.shape))
         return f, info_loss(q, c, k, self.lam_cont)
 
-    def d_loss(self, D, real, fake, *, c=None) -> Tensor:
-        real, fake = _check_pair(real, fake)
+    def d_objective(self, D, real, fake, *, c=None) -> Tensor:
         f, info = self._info(D, fake.detach(), c)
         r = _two_heads(D, real, 'D(real)', 'Q outputs')[0]
         self.stats = dict(d_real=r.detach().mean(), d_fake=f.detach().mean(), info_loss=info.detach())
         return gan_d_loss(r, f) + self.lam * info
 
     def g_loss(self, D, fake, *, c=None) -> Tensor:
-        f, info = self._info(D, _check_batch(fake, 'fake'), c)
+        f, info = self._info(D, check_batch(fake, 'fake'), c)
         self.stats = dict(d_fake=f.detach().mean(), info_loss=info.detach())
         return nsgan_g_loss(f) + self.lam * info
 
@@ -408,16 +456,15 @@ class EBGAN(Loss):
     "Energy-based GAN: D is an autoencoder (reconstruction, or (reconstruction, embedding)); margin m, pulling-away weight."
     d_output = 'reconstruction'
     def __init__(self, margin: float = 1., pt_weight: float = 0.1):
-        super().__init__(margin=_number(margin, 'margin', strict=True), pt_weight=_number(pt_weight, 'pt_weight'))
+        super().__init__(margin=check_number(margin, 'margin', strict=True), pt_weight=check_number(pt_weight, 'pt_weight'))
 
-    def d_loss(self, D, real, fake) -> Tensor:
-        real, fake = _check_pair(real, fake)
+    def d_objective(self, D, real, fake) -> Tensor:
         e_real, _ = _energies(D, real, 2, 'D(real)'); e_fake, _ = _energies(D, fake.detach(), 2, 'D(fake)')
         self.stats = dict(d_real=e_real.detach().mean(), d_fake=e_fake.detach().mean())
         return ebgan_d_loss(e_real, e_fake, self.margin)
 
     def g_loss(self, D, fake) -> Tensor:
-        e_fake, embedding = _energies(D, _check_batch(fake, 'fake'), 2, 'D(fake)')
+        e_fake, embedding = _energies(D, check_batch(fake, 'fake'), 2, 'D(fake)')
         loss = e_fake.mean()
         self.stats = dict(d_fake=e_fake.detach().mean())
         if self.pt_weight:
@@ -443,15 +490,14 @@ def began_convergence(real_energy: Tensor, fake_energy: Tensor, gamma: float = 0
     return r + (gamma * r - f).abs()
 
 class BEGAN(Loss):
-    "Boundary-equilibrium GAN: L1 autoencoder energies; `after_d_step` updates k_t (saved by `state_dict`)."
+    "Boundary-equilibrium GAN: L1 autoencoder energies; `after_d_update` updates k_t (saved by `state_dict`)."
     d_output = 'reconstruction'
     def __init__(self, gamma: float = 0.5, lambda_k: float = 1e-3, k0: float = 0.):
-        super().__init__(gamma=_number(gamma, 'gamma', strict=True), lambda_k=_number(lambda_k, 'lambda_k'),
-                         k0=_number(k0, 'k0', high=1.))
+        super().__init__(gamma=check_number(gamma, 'gamma', strict=True), lambda_k=check_number(lambda_k, 'lambda_k'),
+                         k0=check_number(k0, 'k0', high=1.))
         self.k_t, self._energies = torch.tensor(self.k0), None
 
-    def d_loss(self, D, real, fake) -> Tensor:
-        real, fake = _check_pair(real, fake)
+    def d_objective(self, D, real, fake) -> Tensor:
         e_real, _ = _energies(D, real, 1, 'D(real)'); e_fake, _ = _energies(D, fake.detach(), 1, 'D(fake)')
         k = self.k_t.to(e_real.device)
         self._energies = e_real.detach(), e_fake.detach()
@@ -460,7 +506,7 @@ class BEGAN(Loss):
         return began_d_loss(e_real, e_fake, k)
 
     def g_loss(self, D, fake) -> Tensor:
-        e_fake, _ = _energies(D, _check_batch(fake, 'fake'), 1, 'D(fake)')
+        e_fake, _ = _energies(D, check_batch(fake, 'fake'), 1, 'D(fake)')
         self.stats = dict(d_fake=e_fake.detach().mean())
         return e_fake.mean()
 
@@ -469,7 +515,7 @@ class BEGAN(Loss):
         self.k_t = began_k_update(self.k_t.to(real_energy.device), real_energy, fake_energy, self.gamma, self.lambda_k)
         return self.k_t
 
-    def after_d_step(self, D) -> None:
+    def after_d_update(self, D) -> None:
         if self._energies is not None: self.update_k(*self._energies); self._energies = None
 
     def state_dict(self) -> dict: return {'k_t': self.k_t.detach().cpu().clone()}

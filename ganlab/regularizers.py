@@ -8,42 +8,32 @@ Docs: https://ganlab.github.io/ganlab/regularizers.html.md"""
 from __future__ import annotations
 import torch
 from torch import Tensor, nn
-from .core import check
-from .losses import (Loss, ScoreLoss, gradient_penalty, dragan_penalty, clip_weights,
-                           _check_batch, _check_pair, _as_scores, _per_sample_uniform, _number)
+from .core import check, check_batch, check_pair, check_number
+from .losses import (Loss, gradient_penalty, dragan_penalty, clip_weights,
+                           input_gradients, random_interpolates)
 
 # %% auto #0
-__all__ = ['SPECTRAL_NORM_TYPES', 'input_gradients', 'one_sided_gradient_penalty', 'r1_penalty', 'r2_penalty',
-           'apply_spectral_norm', 'power_iteration', 'orthogonal_penalty', 'Penalty', 'GradientPenalty',
-           'DRAGANPenalty', 'R1', 'R2', 'WeightClipping', 'OrthogonalPenalty', 'HistoricalAveraging', 'LossWrapper',
-           'd_objective', 'Penalized']
+__all__ = ['SPECTRAL_NORM_TYPES', 'one_sided_gradient_penalty', 'r1_penalty', 'r2_penalty', 'apply_spectral_norm',
+           'power_iteration', 'orthogonal_penalty', 'Penalty', 'GradientPenalty', 'DRAGANPenalty', 'R1', 'R2',
+           'WeightClipping', 'OrthogonalPenalty', 'HistoricalAveraging', 'LossWrapper', 'Penalized']
 
 # %% ../nbs/22_regularizers.ipynb #b1400f83
-def input_gradients(D, x: Tensor, y: Tensor | None = None) -> Tensor:
-    "∇ₓ of D's scores at `x`, shape of `x`, one row per sample, kept in the graph (create_graph) so a penalty on it trains D."
-    if not x.requires_grad: x = x.detach().requires_grad_(True)
-    out = _as_scores(D(x) if y is None else D(x, y), x.shape[0], 'D(x)')
-    if not out.requires_grad: return torch.zeros_like(x)                 # D ignores its input
-    grad, = torch.autograd.grad(out.sum(), x, create_graph=True, allow_unused=True)
-    return torch.zeros_like(x) if grad is None else grad
-
 def one_sided_gradient_penalty(D, real: Tensor, fake: Tensor, lam: float = 10., y: Tensor | None = None) -> Tensor:
     """λ·E[max(0, ‖∇D(x̂)‖₂ − 1)²] at x̂ = αx + (1 − α)x̃, one α ~ U[0, 1) per sample (drawn as in
     `gradient_penalty`): only gradients steeper than 1 are penalised. Added to the critic's minimised loss."""
-    real, fake = _check_pair(real, fake)
-    alpha = _per_sample_uniform(real)
-    x_hat = alpha * real + (1 - alpha) * fake
-    norm = input_gradients(D, x_hat, y).flatten(1).norm(2, dim=1)
+    real, fake = check_pair(real, fake)
+    x_hat = random_interpolates(real, fake)
+    norm = input_gradients(D, x_hat, y, 'D(x_hat)').flatten(1).norm(2, dim=1)
     return lam * torch.relu(norm - 1).pow(2).mean()
 
 def r1_penalty(D, real: Tensor, gamma: float = 10., y: Tensor | None = None) -> Tensor:
     "R1: (γ/2)·E_x~p_data[‖∇ₓD(x)‖²], the squared norm per sample over all features. Added to D's minimised loss."
-    _check_batch(real, 'real')
+    check_batch(real, 'real')
     return gamma / 2 * input_gradients(D, real, y).flatten(1).pow(2).sum(1).mean()
 
 def r2_penalty(D, fake: Tensor, gamma: float = 10., y: Tensor | None = None) -> Tensor:
     "R2: (γ/2)·E_x~p_g[‖∇ₓD(x)‖²] on generated samples (detached: the penalty trains D only)."
-    _check_batch(fake, 'fake')
+    check_batch(fake, 'fake')
     return gamma / 2 * input_gradients(D, fake.detach(), y).flatten(1).pow(2).sum(1).mean()
 
 # %% ../nbs/22_regularizers.ipynb #ef5082e8
@@ -85,7 +75,7 @@ def orthogonal_penalty(weights, beta: float = 1e-4) -> Tensor:
     """BigGAN's relaxed orthogonal regularization β·Σ_W ‖W Wᵀ ⊙ (1 − I)‖²_F over `weights` (a tensor, the parameters
     of ≥ 2 dims of a module or of anything with `parameters()`, or a list), each reshaped to (out, fan_in) so that its rows are the filters (PyTorch's
     layout; the paper's WᵀW with filters as columns). Only inner products between different filters count."""
-    beta = _number(beta, 'beta')
+    beta = check_number(beta, 'beta')
     total = None
     for w in _weight_matrices(weights):
         w = w.flatten(1)
@@ -101,6 +91,7 @@ class Penalty:
     tensor (or None for terms that only act in `after_step`); `after_step(module)` runs after that player's
     optimizer step; state lives in `state_dict`. `name` labels its value in the loss's `stats`."""
     name = 'penalty'
+    input_gradient_penalty = False
     def __init__(self, **hparams):
         self.hparams = hparams
         for k, v in hparams.items(): setattr(self, k, v)
@@ -116,9 +107,10 @@ class Penalty:
 
 class GradientPenalty(Penalty):
     "WGAN-GP's penalty at interpolates: two-sided λ(‖∇‖ − 1)², or one-sided λ·max(0, ‖∇‖ − 1)²."
+    input_gradient_penalty = True
     def __init__(self, lam: float = 10., one_sided: bool = False):
         check(isinstance(one_sided, bool), 'one_sided', 'True or False', one_sided)
-        super().__init__(lam=_number(lam, 'lam'), one_sided=one_sided)
+        super().__init__(lam=check_number(lam, 'lam'), one_sided=one_sided)
         self.name = 'gp_one_sided' if one_sided else 'gp'
     def __call__(self, D, real, fake, y=None, **cond):
         return (one_sided_gradient_penalty if self.one_sided else gradient_penalty)(D, real, fake, self.lam, y=y)
@@ -126,26 +118,29 @@ class GradientPenalty(Penalty):
 class DRAGANPenalty(Penalty):
     "DRAGAN's local penalty λ(‖∇D(x̂)‖ − 1)² at perturbed real samples."
     name = 'dragan'
-    def __init__(self, lam: float = 10., c: float = 0.5): super().__init__(lam=_number(lam, 'lam'), c=_number(c, 'c'))
+    input_gradient_penalty = True
+    def __init__(self, lam: float = 10., c: float = 0.5): super().__init__(lam=check_number(lam, 'lam'), c=check_number(c, 'c'))
     def __call__(self, D, real, fake, y=None, **cond): return dragan_penalty(D, real, self.lam, self.c, y=y)
 
 class R1(Penalty):
     "(γ/2)·E‖∇ₓD(x)‖² on real data."
     name = 'r1'
-    def __init__(self, gamma: float = 10.): super().__init__(gamma=_number(gamma, 'gamma'))
+    input_gradient_penalty = True
+    def __init__(self, gamma: float = 10.): super().__init__(gamma=check_number(gamma, 'gamma'))
     def __call__(self, D, real, fake, y=None, **cond): return r1_penalty(D, real, self.gamma, y=y)
 
 class R2(Penalty):
     "(γ/2)·E‖∇ₓD(x)‖² on generated data."
     name = 'r2'
-    def __init__(self, gamma: float = 10.): super().__init__(gamma=_number(gamma, 'gamma'))
+    input_gradient_penalty = True
+    def __init__(self, gamma: float = 10.): super().__init__(gamma=check_number(gamma, 'gamma'))
     def __call__(self, D, real, fake, y=None, y_fake=None, **cond):
         return r2_penalty(D, fake, self.gamma, y=y if y_fake is None else y_fake)
 
 class WeightClipping(Penalty):
     "No loss term: after every optimizer step, clamp every parameter into [−c, c] (WGAN's constraint)."
     name = 'clip'
-    def __init__(self, c: float = 0.01): super().__init__(c=_number(c, 'c', strict=True))
+    def __init__(self, c: float = 0.01): super().__init__(c=check_number(c, 'c', strict=True))
     def __call__(self, D, real, fake, **cond): return None
     def after_step(self, module): clip_weights(module, self.c)
 
@@ -153,7 +148,7 @@ class OrthogonalPenalty(Penalty):
     "β‖WWᵀ ⊙ (1 − I)‖²_F summed over the weights of `module` (default: the discriminator the term is given)."
     name = 'ortho'
     def __init__(self, beta: float = 1e-4, module: nn.Module | None = None):
-        super().__init__(beta=_number(beta, 'beta'), module=module)
+        super().__init__(beta=check_number(beta, 'beta'), module=module)
     def __call__(self, D, real, fake, **cond):
         return orthogonal_penalty(D if self.module is None else self.module, self.beta)
 
@@ -164,7 +159,7 @@ class HistoricalAveraging(Penalty):
     after every optimizer step (`after_step`), the current ones included. The mean and t are the state."""
     name = 'hist_avg'
     def __init__(self, weight: float = 1e-3, module: nn.Module | None = None):
-        super().__init__(weight=_number(weight, 'weight'), module=module)
+        super().__init__(weight=check_number(weight, 'weight'), module=module)
         self.mean, self.count = None, 0
 
     def _params(self, module) -> dict:
@@ -214,13 +209,32 @@ class LossWrapper(Loss):
     @stats.setter
     def stats(self, value: dict) -> None: self._stats = dict(value)
 
+    optimizer_defaults = property(lambda self: self.base.optimizer_defaults)
+    input_gradient_penalty = property(lambda self: getattr(self.base, 'input_gradient_penalty', False))
+
     def d_loss(self, D, real, fake, **cond) -> Tensor:
-        self._last_real, self._last_cond = real.detach(), cond
-        return self.base.d_loss(D, real, fake, **cond)
-    def g_loss(self, D, fake, **cond) -> Tensor: return self.base.g_loss(D, fake, **cond)
-    def d_objective(self, D, real, fake, **cond) -> Tensor: return d_objective(self.base, D, real, fake, **cond)
-    def after_d_step(self, D) -> None: self.base.after_d_step(D)
-    def after_g_step(self, G) -> None: self.base.after_g_step(G)
+        """The checked, detached objective (`Loss.d_loss`). Every wrapper of the chain keeps the real batch
+        and its conditioning (`_last_real`, `_last_cond`) for its generator-side terms."""
+        loss = self
+        while isinstance(loss, LossWrapper):
+            loss._last_real, loss._last_cond = real.detach(), cond
+            loss = loss.base
+        return super().d_loss(D, real, fake, **cond)
+
+    def d_objective(self, D, real, fake, **cond) -> Tensor:
+        "The base's objective, unchanged: a wrapper overrides this to change D's loss."
+        return self.base.d_objective(D, real, fake, **cond)
+
+    def g_loss(self, D, fake, **cond) -> Tensor:
+        "The base's generator loss, unchanged."
+        return self.base.g_loss(D, fake, **cond)
+
+    def after_d_update(self, D) -> None:
+        self.base.after_d_update(D)
+
+    def after_g_update(self, G) -> None:
+        self.base.after_g_update(G)
+
     def _own_state(self) -> dict: return {}
     def _load_own_state(self, state: dict) -> None:
         check(not state, 'state', f"only the key 'base' ({type(self).__name__} keeps no state of its own)", sorted(state))
@@ -230,19 +244,6 @@ class LossWrapper(Loss):
         self.base.load_state_dict(state['base']); self._load_own_state({k: v for k, v in state.items() if k != 'base'})
     def fresh(self) -> 'LossWrapper': return type(self)(self.base.fresh(), **self.hparams)
     def __repr__(self): return f"{type(self).__name__}({self.base!r}{''.join(f', {k}={v!r}' for k, v in self.hparams.items())})"
-
-def d_objective(loss, D, real: Tensor, fake: Tensor, **cond) -> Tensor:
-    """D's minimised loss *without* detaching `fake`, so that a gradient can flow into G through it (unrolling needs
-    this). Score losses and wrappers give the exact objective; any other loss falls back to its `d_loss`."""
-    if isinstance(loss, LossWrapper): return loss.d_objective(D, real, fake, **cond)
-    if isinstance(loss, ScoreLoss):
-        y, y_fake = cond.get('y'), cond.get('y_fake')
-        y = loss._labels(y, len(real), 'y')
-        y_fake = y if y_fake is None else loss._labels(y_fake, len(fake), 'y_fake')
-        out = loss.d_from_scores(loss.scores(D, real, y, 'D(real)'), loss.scores(D, fake, y_fake, 'D(fake)'))
-        penalty = loss.penalty(D, real, fake, y)
-        return out if penalty is None else out + penalty
-    return loss.d_loss(D, real, fake, **cond)
 
 class Penalized(LossWrapper):
     """`base` plus penalty terms: D minimises base.d_loss + Σ d_terms(D, real, fake), G minimises base.g_loss +
@@ -262,25 +263,32 @@ class Penalized(LossWrapper):
             if v is not None: loss = loss + v; own[prefix + t.name] = v.detach()
         return loss, own
 
-    def d_loss(self, D, real, fake, **cond) -> Tensor:
-        loss = super().d_loss(D, real, fake, **cond)
-        loss, self.stats = self._add(loss, self.d_terms, D, real, fake.detach(), cond)
-        return loss
+    @property
+    def input_gradient_penalty(self) -> bool:
+        "True when the base or a D term penalises input gradients per sample."
+        terms = any(t.input_gradient_penalty for t in self.d_terms)
+        return terms or getattr(self.base, 'input_gradient_penalty', False)
 
     def d_objective(self, D, real, fake, **cond) -> Tensor:
-        return self._add(d_objective(self.base, D, real, fake, **cond), self.d_terms, D, real, fake, cond)[0]
+        "The base's objective plus every D term at (real, fake)."
+        loss = self.base.d_objective(D, real, fake, **cond)
+        loss, self.stats = self._add(loss, self.d_terms, D, real, fake, cond)
+        return loss
 
     def g_loss(self, D, fake, **cond) -> Tensor:
         loss = self.base.g_loss(D, fake, **cond)
         loss, self.stats = self._add(loss, self.g_terms, D, self._last_real, fake, cond, 'g_')
         return loss
 
-    def after_d_step(self, D) -> None:
-        self.base.after_d_step(D)
-        for t in self.d_terms: t.after_step(D)
-    def after_g_step(self, G) -> None:
-        self.base.after_g_step(G)
-        for t in self.g_terms: t.after_step(G)
+    def after_d_update(self, D) -> None:
+        self.base.after_d_update(D)
+        for term in self.d_terms:
+            term.after_step(D)
+
+    def after_g_update(self, G) -> None:
+        self.base.after_g_update(G)
+        for term in self.g_terms:
+            term.after_step(G)
 
     def _own_state(self) -> dict:
         return {'d_terms': [t.state_dict() for t in self.d_terms], 'g_terms': [t.state_dict() for t in self.g_terms]}

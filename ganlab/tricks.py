@@ -6,27 +6,24 @@ Docs: https://ganlab.github.io/ganlab/tricks.html.md"""
 
 # %% ../nbs/23_tricks.ipynb #58e283ed
 from __future__ import annotations
-import ast, copy, dataclasses, inspect, math, re
+import copy
+import math
+import re
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from .core import Registry, check
-from .losses import Loss, ScoreLoss, gan_d_loss, lsgan_d_loss, _check_batch, _check_pair, _number
+from .core import check, check_batch, check_pair, check_number
+from .losses import Loss, ScoreLoss, gan_d_loss, lsgan_d_loss
 from .models import MLPDiscriminator, DCGANDiscriminator
-from .regularizers import (LossWrapper, Penalized, d_objective, GradientPenalty, DRAGANPenalty, R1, R2,
-                                 WeightClipping, OrthogonalPenalty, HistoricalAveraging, apply_spectral_norm)
-from .train import Callback
+from .regularizers import LossWrapper
+from .callbacks import Callback
 
 # %% auto #0
-__all__ = ['AUGMENTATIONS', 'tricks', 'DiscriminatorWrapper', 'FeatureMatching', 'MinibatchDiscrimination',
-           'MinibatchDiscriminator', 'TargetLabels', 'VirtualBatchNorm', 'WithReferenceBatch', 'use_virtual_batch_norm',
-           'noise_schedule', 'InstanceNoise', 'InstanceNoiseSchedule', 'FunctionalDiscriminator', 'Unrolled', 'Packed',
-           'truncated_normal_latents', 'augment_brightness', 'augment_saturation', 'augment_contrast',
-           'augment_translation', 'augment_cutout', 'diff_augment', 'DiffAugment', 'parse_spec', 'apply',
-           'gradient_penalty_trick', 'dragan_trick', 'r1_trick', 'r2_trick', 'weight_clipping_trick',
-           'spectral_norm_trick', 'orthogonal_trick', 'historical_averaging_trick', 'feature_matching_trick',
-           'minibatch_discrimination_trick', 'label_smoothing_trick', 'noisy_labels_trick', 'instance_noise_trick',
-           'diffaug_trick', 'pack_trick', 'unrolled_trick', 'dropout_trick', 'virtual_batch_norm_trick', 'ema_trick']
+__all__ = ['AUGMENTATIONS', 'DiscriminatorWrapper', 'FeatureMatching', 'MinibatchDiscrimination', 'MinibatchDiscriminator',
+           'TargetLabels', 'VirtualBatchNorm', 'WithReferenceBatch', 'use_virtual_batch_norm', 'noise_schedule',
+           'InstanceNoise', 'InstanceNoiseSchedule', 'FunctionalDiscriminator', 'Unrolled', 'rebuild_discriminator',
+           'Packed', 'truncated_normal_latents', 'augment_brightness', 'augment_saturation', 'augment_contrast',
+           'augment_translation', 'augment_cutout', 'diff_augment', 'DiffAugment']
 
 # %% ../nbs/23_tricks.ipynb #8ab1f7ae
 class DiscriminatorWrapper(nn.Module):
@@ -46,13 +43,13 @@ class FeatureMatching(LossWrapper):
     """Salimans et al.'s feature matching: G minimises ‖mean f(x) − mean f(G(z))‖² with f = `D.features`, the means over
     the latest real batch D saw and over G's batch; `adv_weight` > 0 adds the base's G loss. D's loss is the base's."""
     def __init__(self, base: Loss, adv_weight: float = 0.):
-        super().__init__(base, adv_weight=_number(adv_weight, 'adv_weight'))
+        super().__init__(base, adv_weight=check_number(adv_weight, 'adv_weight'))
 
     def g_loss(self, D, fake: Tensor, **cond) -> Tensor:
         check(self._last_real is not None, 'real', 'a real batch: call d_loss before g_loss', None)
         check(callable(getattr(D, 'features', None)), 'D', 'a discriminator with a features(x) method', type(D).__name__)
         with torch.no_grad(): f_real = D.features(self._last_real).flatten(1).mean(0)
-        f_fake = D.features(_check_batch(fake, 'fake')).flatten(1).mean(0)
+        f_fake = D.features(check_batch(fake, 'fake')).flatten(1).mean(0)
         fm = (f_real - f_fake).pow(2).sum()
         loss = fm + self.adv_weight * self.base.g_loss(D, fake, **cond) if self.adv_weight else fm
         self.stats = dict(feature_matching=fm.detach())
@@ -69,7 +66,7 @@ class MinibatchDiscrimination(nn.Module):
             check(isinstance(v, int) and not isinstance(v, bool) and v > 0, name, 'a positive integer', v)
         check(isinstance(exclude_self, bool), 'exclude_self', 'True or False', exclude_self)
         self.A, self.B, self.C, self.exclude_self = A, B, C, exclude_self
-        self.T = nn.Parameter(torch.randn(A, B, C) * _number(init_std, 'init_std', strict=True))
+        self.T = nn.Parameter(torch.randn(A, B, C) * check_number(init_std, 'init_std', strict=True))
 
     def similarity(self, f: Tensor) -> Tensor:
         "o (N, B): o(x_i)_b = Σ_j exp(−‖M_{i,b} − M_{j,b}‖₁)."
@@ -106,9 +103,8 @@ class TargetLabels(LossWrapper):
         kind = getattr(base, 'd_from_scores', None)
         check(isinstance(base, ScoreLoss) and kind in (gan_d_loss, lsgan_d_loss), 'base',
               'a loss with real/fake targets: gan, nsgan, dragan, cgan (cross-entropy) or lsgan', repr(base))
-        super().__init__(base, real=_number(real, 'real', high=1.), fake=_number(fake, 'fake', high=1.),
-                         noise=_number(noise, 'noise', high=0.5), flip=_number(flip, 'flip', high=1.))
-        self._scores = None
+        super().__init__(base, real=check_number(real, 'real', high=1.), fake=check_number(fake, 'fake', high=1.),
+                         noise=check_number(noise, 'noise', high=0.5), flip=check_number(flip, 'flip', high=1.))
 
     def targets(self, like: Tensor, is_real: bool) -> Tensor:
         "Per-sample targets for a batch of real (`is_real`) or generated samples, shaped and placed like `like`."
@@ -124,23 +120,9 @@ class TargetLabels(LossWrapper):
         if self.base.d_from_scores is lsgan_d_loss: return (real_scores - tr).pow(2).mean() + (fake_scores - tf).pow(2).mean()
         return F.binary_cross_entropy_with_logits(real_scores, tr) + F.binary_cross_entropy_with_logits(fake_scores, tf)
 
-    def d_objective(self, D, real, fake, y=None, y_fake=None, **cond) -> Tensor:
-        b = self.base
-        y = b._labels(y, len(real), 'y')
-        y_fake = y if y_fake is None else b._labels(y_fake, len(fake), 'y_fake')
-        penalty = b.penalty(D, real, fake, y)
-        r, f = b.scores(D, real, y, 'D(real)'), b.scores(D, fake, y_fake, 'D(fake)')
-        self._scores = r.detach(), f.detach()
-        loss = self.from_scores(r, f)
-        return loss if penalty is None else loss + penalty
-
-    def d_loss(self, D, real, fake, **cond) -> Tensor:
-        real, fake = _check_pair(real, fake)
-        self._last_real, self._last_cond = real.detach(), cond
-        loss = self.d_objective(D, real, fake.detach(), **cond)
-        r, f = self._scores
-        self.base.stats, self.stats = dict(d_real=r.mean(), d_fake=f.mean()), {}
-        return loss
+    def d_objective(self, D, real, fake, **cond) -> Tensor:
+        "The base's one D objective, with its function of the scores replaced by `from_scores`."
+        return self.base.d_objective(D, real, fake, from_scores=self.from_scores, **cond)
 
 # %% ../nbs/23_tricks.ipynb #15d898c1
 class VirtualBatchNorm(nn.Module):
@@ -206,7 +188,7 @@ def noise_schedule(step: int, sigma: float, steps: int, kind: str = 'linear') ->
     """σ at training step `step` (0-based), annealed from `sigma` to 0 over `steps` steps: linear σ·(1 − t/T), or
     exponential σ·0.01^{t/T} (1% of σ at t = T); 0 from t = T on."""
     check(kind in ('linear', 'exponential'), 'schedule', "'linear' or 'exponential'", kind)
-    _number(sigma, 'sigma'); _number(step, 'step'); _number(steps, 'steps', strict=True)
+    check_number(sigma, 'sigma'); check_number(step, 'step'); check_number(steps, 'steps', strict=True)
     if step >= steps: return 0.
     return sigma * (1 - step / steps) if kind == 'linear' else sigma * 0.01 ** (step / steps)
 
@@ -214,7 +196,7 @@ class InstanceNoise(DiscriminatorWrapper):
     "D(x + σε), ε ~ N(0, I) drawn afresh at every call (real and fake alike) in training mode; σ is a buffer."
     def __init__(self, inner: nn.Module, sigma: float = 0.1):
         super().__init__(inner)
-        self.register_buffer('sigma', torch.tensor(_number(sigma, 'sigma')))
+        self.register_buffer('sigma', torch.tensor(check_number(sigma, 'sigma')))
     def transform(self, x: Tensor) -> Tensor:
         if not self.training: return x
         return x + self.sigma.to(x.dtype) * torch.randn_like(x)
@@ -263,13 +245,13 @@ class Unrolled(LossWrapper):
         betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas
         check(isinstance(betas, tuple) and len(betas) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas),
               'betas', 'two numbers in [0, 1)', betas)
-        super().__init__(base, k=k, lr=_number(lr, 'lr', strict=True), optimizer=optimizer, betas=betas)
+        super().__init__(base, k=k, lr=check_number(lr, 'lr', strict=True), optimizer=optimizer, betas=betas)
         self.m, self.v, self.count = None, None, 0
 
     @torch.no_grad()
-    def after_d_step(self, D) -> None:
+    def after_d_update(self, D) -> None:
         "Record Adam's moments of D's gradients from its real step (the gradients are still in `.grad`)."
-        self.base.after_d_step(D)
+        self.base.after_d_update(D)
         if self.optimizer != 'adam': return
         grads = {n: p.grad for n, p in D.named_parameters() if p.grad is not None}
         if self.m is None: self.m, self.v = ({n: torch.zeros_like(g) for n, g in grads.items()} for _ in range(2))
@@ -288,7 +270,7 @@ class Unrolled(LossWrapper):
         b1, b2 = self.betas
         with torch.enable_grad():
             for i in range(self.k):
-                loss = d_objective(self.base, FunctionalDiscriminator(D, {**params, **buffers}), real, fake, **cond)
+                loss = self.base.d_objective(FunctionalDiscriminator(D, {**params, **buffers}), real, fake, **cond)
                 grads = torch.autograd.grad(loss, list(params.values()), create_graph=True, allow_unused=True)
                 new = {}
                 for (n, p), g in zip(params.items(), grads):
@@ -305,7 +287,7 @@ class Unrolled(LossWrapper):
     def g_loss(self, D, fake: Tensor, **cond) -> Tensor:
         if self.k == 0: return self.base.g_loss(D, fake, **cond)
         check(self._last_real is not None, 'real', 'a real batch: call d_loss before g_loss', None)
-        real, fake = _check_pair(self._last_real, fake)
+        real, fake = check_pair(self._last_real, fake)
         d_cond = dict(self._last_cond)             # the real batch's labels; the fake batch's labels or codes are G's
         if 'y' in cond: d_cond['y_fake'] = cond['y']
         if 'c' in cond: d_cond['c'] = cond['c']
@@ -322,7 +304,7 @@ class Unrolled(LossWrapper):
         self.count = int(state['count']) if state else 0
 
 # %% ../nbs/23_tricks.ipynb #bf8b0e42
-def _rebuild_discriminator(D: nn.Module, input_factor: int = 1, dropout: float | None = None) -> nn.Module:
+def rebuild_discriminator(D: nn.Module, input_factor: int = 1, dropout: float | None = None) -> nn.Module:
     "A fresh D of the same architecture and widths with `input_factor`× the input features or channels (and a new dropout)."
     if isinstance(D, MLPDiscriminator):
         hidden = tuple(m.out_features for m in D.body if isinstance(m, nn.Linear))
@@ -347,7 +329,7 @@ class Packed(DiscriminatorWrapper):
         self.m = m
 
     def transform(self, x: Tensor) -> Tensor:
-        _check_batch(x, 'x')
+        check_batch(x, 'x')
         n = x.shape[0]
         if n % self.m: check(False, 'x', f'a batch whose size is a multiple of the packing degree m = {self.m}', f'{n} samples')
         return x.reshape(n // self.m, self.m * x.shape[1], *x.shape[2:])       # samples i·m ... i·m + m − 1 form pack i
@@ -366,8 +348,8 @@ def truncated_normal_latents(n: int, dim: int, psi: float | None = None, thresho
     `generator` on the CPU, then moved to `device`."""
     check(isinstance(n, int) and n > 0 and isinstance(dim, int) and dim > 0, 'n/dim', 'positive integers', (n, dim))
     check((psi is None) != (threshold is None), 'psi/threshold', 'exactly one of them', (psi, threshold))
-    if threshold is not None: _number(threshold, 'threshold', strict=True)
-    else: psi = _number(psi, 'psi', high=1.)
+    if threshold is not None: check_number(threshold, 'threshold', strict=True)
+    else: psi = check_number(psi, 'psi', high=1.)
     z = torch.randn(n, dim, generator=generator)
     if threshold is None: return (z * psi).to(device)
     bad = z.abs() > threshold
@@ -441,166 +423,3 @@ class DiffAugment(DiscriminatorWrapper):
         self.policy = _policy(policy)
     def transform(self, x): return diff_augment(x, self.policy) if self.training else x
     def extra_repr(self): return f"policy={'+'.join(self.policy)}"
-
-# %% ../nbs/23_tricks.ipynb #2111a0fb
-tricks = Registry('trick')
-
-def parse_spec(spec: str) -> tuple[str, dict]:
-    "'name' or 'name:key=value,key=value' → (name, kwargs); values through ast.literal_eval, bare words as strings."
-    check(isinstance(spec, str) and spec.strip() != '', 'trick', "'NAME' or 'NAME:key=value,...'", spec)
-    name, _, rest = spec.partition(':')
-    kwargs = {}
-    for item in re.split(r',(?=\s*[A-Za-z_]\w*\s*=)', rest) if rest.strip() else []:
-        key, eq, value = item.partition('=')
-        key = key.strip()
-        check(eq == '=' and key.isidentifier(), 'trick', f"key=value pairs after '{name.strip()}:'", item)
-        check(key not in kwargs, 'trick', 'each argument once', f'{key!r} twice')
-        try: kwargs[key] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError): kwargs[key] = value.strip()
-    return name.strip(), kwargs
-
-def apply(spec: str, setup):
-    "Apply the trick `spec` ('name' or 'name:key=value,...') to a `ganlab.train.Setup`; returns the new setup."
-    name, kwargs = parse_spec(spec)
-    fn = tricks[name]                                                          # KeyError listing the valid names
-    valid = [p for p in inspect.signature(fn).parameters if p != 'setup']
-    for k in kwargs:
-        check(k in valid, f'{name}: {k}', f"one of the arguments {', '.join(valid) or '(none)'}", k)
-    return fn(setup, **kwargs)
-
-def _replace(setup, **changes): return dataclasses.replace(setup, **changes)
-
-def _add_terms(setup, d_terms=(), g_terms=()):
-    "Put penalty terms on the loss: into the outermost `Penalized` wrapper if there is one, else a new outermost one."
-    loss = setup.loss
-    loss = loss.with_terms(d_terms, g_terms) if isinstance(loss, Penalized) else Penalized(loss, *d_terms, g_terms=tuple(g_terms))
-    return _replace(setup, loss=loss)
-
-def _wrap_loss(setup, wrap):
-    "Wrap the loss with `wrap`, inside the outermost `Penalized` wrapper if there is one (penalties stay outermost)."
-    loss = setup.loss
-    if isinstance(loss, Penalized):
-        outer = copy.copy(loss); outer.base = wrap(loss.base)
-        return _replace(setup, loss=outer)
-    return _replace(setup, loss=wrap(loss))
-
-def _at_the_core(loss, wrap):
-    "Apply `wrap` to the innermost loss of a chain of loss wrappers, keeping every wrapper around it."
-    if isinstance(loss, LossWrapper):
-        outer = copy.copy(loss); outer.base = _at_the_core(loss.base, wrap)
-        return outer
-    return wrap(loss)
-
-def _player(player: str) -> str:
-    check(player in ('d', 'g', 'both'), 'player', "'d', 'g' or 'both'", player)
-    return player
-
-# %% ../nbs/23_tricks.ipynb #4d8ec04c
-@tricks.register('gradient_penalty')
-def gradient_penalty_trick(setup, lam: float = 10., one_sided: bool = False):
-    "WGAN-GP's penalty (two-sided, or one-sided) on D, added to any loss."
-    return _add_terms(setup, [GradientPenalty(lam, one_sided)])
-
-@tricks.register('dragan')
-def dragan_trick(setup, lam: float = 10., c: float = 0.5):
-    "DRAGAN's local gradient penalty on D, added to any loss."
-    return _add_terms(setup, [DRAGANPenalty(lam, c)])
-
-@tricks.register('r1')
-def r1_trick(setup, gamma: float = 10.):
-    "(γ/2)‖∇ₓD‖² on real data, added to D's loss."
-    return _add_terms(setup, [R1(gamma)])
-
-@tricks.register('r2')
-def r2_trick(setup, gamma: float = 10.):
-    "(γ/2)‖∇ₓD‖² on generated data, added to D's loss."
-    return _add_terms(setup, [R2(gamma)])
-
-@tricks.register('weight_clipping')
-def weight_clipping_trick(setup, c: float = 0.01):
-    "Clamp D's parameters into [−c, c] after every D step."
-    return _add_terms(setup, [WeightClipping(c)])
-
-@tricks.register('spectral_norm')
-def spectral_norm_trick(setup, n_power_iterations: int = 1):
-    "Spectral normalization on every linear and convolution layer of D."
-    return _replace(setup, D=apply_spectral_norm(setup.D, n_power_iterations))
-
-@tricks.register('orthogonal')
-def orthogonal_trick(setup, beta: float = 1e-4, player: str = 'g'):
-    "BigGAN's relaxed orthogonal regularization on G's weights (player='g', as in BigGAN), D's, or both."
-    _player(player)
-    return _add_terms(setup, [OrthogonalPenalty(beta)] if player in ('d', 'both') else [],
-                      [OrthogonalPenalty(beta, module=setup.G)] if player in ('g', 'both') else [])
-
-@tricks.register('historical_averaging')
-def historical_averaging_trick(setup, weight: float = 1e-3, player: str = 'both'):
-    "weight·‖θ − mean of past θ‖² on D's loss, G's, or both."
-    _player(player)
-    return _add_terms(setup, [HistoricalAveraging(weight)] if player in ('d', 'both') else [],
-                      [HistoricalAveraging(weight, module=setup.G)] if player in ('g', 'both') else [])
-
-@tricks.register('feature_matching')
-def feature_matching_trick(setup, adv_weight: float = 0.):
-    "G matches the mean of D's last hidden features on real data (plus adv_weight × its adversarial loss)."
-    return _wrap_loss(setup, lambda loss: FeatureMatching(loss, adv_weight))
-
-@tricks.register('minibatch_discrimination')
-def minibatch_discrimination_trick(setup, B: int = 8, C: int = 4, exclude_self: bool = False, init_std: float = 1.):
-    "D's features get B minibatch-similarity features (T ∈ R^{A×B×C}, entries N(0, init_std²)) before a new linear head."
-    return _replace(setup, D=MinibatchDiscriminator(setup.D, B, C, exclude_self, init_std))
-
-@tricks.register('label_smoothing')
-def label_smoothing_trick(setup, real: float = 0.9):
-    "One-sided label smoothing: D's target for real samples is `real` (fake targets stay 0)."
-    return _replace(setup, loss=_at_the_core(setup.loss, lambda base: TargetLabels(base, real=real)))
-
-@tricks.register('noisy_labels')
-def noisy_labels_trick(setup, noise: float = 0.1, flip: float = 0.05, real: float = 1., fake: float = 0.):
-    "D's targets jittered by U[−noise, noise] and swapped with probability `flip` (optionally smoothed too)."
-    return _replace(setup, loss=_at_the_core(setup.loss, lambda base: TargetLabels(base, real=real, fake=fake, noise=noise, flip=flip)))
-
-@tricks.register('instance_noise')
-def instance_noise_trick(setup, sigma: float = 0.1, steps: int = 1000, schedule: str = 'linear'):
-    "Gaussian noise of std σ on D's inputs, annealed to 0 over `steps` steps ('linear' or 'exponential')."
-    check(not any(isinstance(cb, InstanceNoiseSchedule) for cb in setup.callbacks), 'instance_noise', 'the trick once', 'twice')
-    D = InstanceNoise(setup.D, sigma)
-    return _replace(setup, D=D, callbacks=[*setup.callbacks, InstanceNoiseSchedule(D, sigma, steps, schedule)])
-
-@tricks.register('diffaug')
-def diffaug_trick(setup, policy: str = 'color,translation,cutout'):
-    "DiffAugment on every D input (images only)."
-    return _replace(setup, D=DiffAugment(setup.D, policy))
-
-@tricks.register('pack')
-def pack_trick(setup, m: int = 2):
-    "PacGAN: D judges packs of m samples (the batch size must be a multiple of m)."
-    check(isinstance(m, int) and not isinstance(m, bool) and m >= 1, 'm', 'a packing degree m >= 1', m)
-    bs = setup.config.batch_size
-    check(bs % m == 0, 'm', f'a packing degree that divides the batch size {bs}', m)
-    return _replace(setup, D=Packed(_rebuild_discriminator(setup.D, input_factor=m), m))
-
-@tricks.register('unrolled')
-def unrolled_trick(setup, k: int = 5, lr: float = 2e-4, optimizer: str = 'adam', betas: tuple = (0.5, 0.999)):
-    "G plays against D unrolled k optimizer steps ahead ('adam' from D's recorded gradient moments, or 'sgd')."
-    return _wrap_loss(setup, lambda loss: Unrolled(loss, k, lr, optimizer, betas))
-
-@tricks.register('dropout')
-def dropout_trick(setup, p: float = 0.3):
-    "Dropout with probability p after every hidden layer of D (rebuilds the plain D)."
-    check(isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p < 1, 'p', 'a probability in [0, 1)', p)
-    return _replace(setup, D=_rebuild_discriminator(setup.D, dropout=float(p)))
-
-@tricks.register('virtual_batch_norm')
-def virtual_batch_norm_trick(setup, n_ref: int = 64):
-    "G's batch norms become virtual batch norms over a fixed reference batch of n_ref latents (drawn from the run's seed)."
-    check(isinstance(n_ref, int) and not isinstance(n_ref, bool) and n_ref > 0, 'n_ref', 'a positive reference batch size', n_ref)
-    z = torch.randn(n_ref, setup.G.latent_dim, generator=torch.Generator().manual_seed(setup.config.seed + 7919))
-    return _replace(setup, G=use_virtual_batch_norm(setup.G, z))
-
-@tricks.register('ema')
-def ema_trick(setup, beta: float = 0.999):
-    "An exponential moving average of G's weights for pictures and metrics (what --ema does)."
-    from ganlab.train import EMA
-    check(not getattr(setup.config, 'ema', 0), 'ema', 'either --ema or the ema trick, not both', setup.config.ema)
-    return _replace(setup, callbacks=[*setup.callbacks, EMA(beta)])

@@ -7,7 +7,8 @@ from conftest import load_or_skip
 from ganlab import data as gdata, models
 from ganlab.evaluation import (EVALUATORS, EvaluatorCNN, InceptionEvaluator, accuracy, augment, evaluator_data,
                                evaluator_dir, evaluator_record, evaluate_run, extract_features, fid, image_metrics,
-                               load_evaluator, main, reference_statistics, stacked_mnist_digits, _sha256)
+                               load_evaluator, main, reference_statistics, stacked_mnist_digits)
+from ganlab.evaluators import _sha256
 from ganlab.metrics import FeatureStats, frechet_distance
 from ganlab.train import main as train_main
 

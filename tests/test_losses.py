@@ -265,13 +265,13 @@ def test_gradients_reach_only_the_intended_player(name):
     d.backward()
     assert all(p.grad is None for p in G.parameters())                  # fake is detached inside d_loss
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
-    loss.after_d_step(D)
+    loss.after_d_update(D)
     D.zero_grad(set_to_none=True)
     g = loss.g_loss(D, G(z), **cond)
     assert g.shape == ()
     g.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
-    loss.after_g_step(G)
+    loss.after_g_update(G)
     assert loss.stats and all(torch.is_tensor(v) and v.shape == () and not v.requires_grad for v in loss.stats.values())
 
 
@@ -292,11 +292,11 @@ def test_wgan_clips_after_the_critic_step_only():
         for p in D.parameters(): p.mul_(100)
     wgan.d_loss(D, torch.randn(3, 2), torch.randn(3, 2))
     assert max(p.abs().max() for p in D.parameters()) > 0.01             # d_loss never clips
-    wgan.after_d_step(D)
+    wgan.after_d_update(D)
     assert all(p.abs().max() <= 0.01 for p in D.parameters())
-    WGAN(clip=0.5).after_d_step(D)                                      # within a larger box nothing moves
+    WGAN(clip=0.5).after_d_update(D)                                      # within a larger box nothing moves
     assert all(p.abs().max() <= 0.01 for p in D.parameters())
-    wgan_gp.after_d_step(D)                                             # WGAN-GP does not clip: no-op hook
+    wgan_gp.after_d_update(D)                                             # WGAN-GP does not clip: no-op hook
 
 
 # ---------------------------------------------------------------- BEGAN
@@ -310,15 +310,15 @@ def test_began_k_update_rule():
 def test_began_hook_uses_the_latest_d_step():
     b = BEGAN(gamma=0.5, lambda_k=0.1)
     half = lambda x: 0.5 * x                                             # L1 energy = mean |x| / 2
-    b.after_d_step(None)                                                 # nothing recorded: nothing changes
+    b.after_d_update(None)                                                 # nothing recorded: nothing changes
     assert b.k_t.item() == 0
     b.d_loss(half, torch.full((4, 3), 0.8), torch.full((4, 3), 0.2))     # energies 0.4, 0.1
     assert b.stats['k_t'].item() == 0
     assert b.stats['convergence'].item() == pytest.approx(0.4 + abs(0.5 * 0.4 - 0.1))
     assert b.d_loss(half, torch.full((4, 3), 0.8), torch.full((4, 3), 0.2)).item() == pytest.approx(0.4)   # k = 0
-    b.after_d_step(None)
+    b.after_d_update(None)
     assert b.k_t.item() == pytest.approx(0.01)
-    b.after_d_step(None)                                                 # one update per d_loss
+    b.after_d_update(None)                                                 # one update per d_loss
     assert b.k_t.item() == pytest.approx(0.01)
     assert b.d_loss(half, torch.full((4, 3), 0.8), torch.full((4, 3), 0.2)).item() == pytest.approx(0.4 - 0.01 * 0.1)
     assert b.g_loss(half, torch.full((4, 3), 0.2)).item() == pytest.approx(0.1)
@@ -511,9 +511,9 @@ def test_every_loss_runs_on_cuda():
         cond = {k: v.to(device) for k, v in cond.items()}
         loss, D, G = make_loss(name), ToyD(kind).to(device), nn.Linear(3, 2).to(device)
         d = loss.d_loss(D, torch.randn(4, 2, device=device), G(torch.randn(4, 3, device=device)), **cond)
-        d.backward(); loss.after_d_step(D)
+        d.backward(); loss.after_d_update(D)
         g = loss.g_loss(D, G(torch.randn(4, 3, device=device)), **cond)
-        g.backward(); loss.after_g_step(G)
+        g.backward(); loss.after_g_update(G)
         assert d.device.type == g.device.type == 'cuda' and torch.isfinite(d) and torch.isfinite(g), name
         assert all(v.device.type == 'cuda' for v in loss.stats.values()), name
         loss.load_state_dict(loss.state_dict())

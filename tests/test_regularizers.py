@@ -11,7 +11,7 @@ from ganlab.models import MLPDiscriminator, DCGANDiscriminator
 from ganlab.regularizers import (input_gradients, one_sided_gradient_penalty, r1_penalty, r2_penalty, orthogonal_penalty,
                                  apply_spectral_norm, power_iteration, gradient_penalty, dragan_penalty, clip_weights,
                                  Penalty, GradientPenalty, DRAGANPenalty, R1, R2, WeightClipping, OrthogonalPenalty,
-                                 HistoricalAveraging, LossWrapper, Penalized, d_objective)
+                                 HistoricalAveraging, LossWrapper, Penalized)
 
 
 class Linear1(nn.Module):
@@ -251,7 +251,7 @@ def test_penalized_generator_terms_are_prefixed_and_use_the_bound_module():
     g = loss.g_loss(D, G(fake))
     assert set(loss.stats) == {'d_fake', 'g_ortho', 'g_hist_avg'}
     assert torch.isclose(g, L.nsgan.g_loss(D, G(fake)) + orthogonal_penalty(G, 1.))
-    loss.after_g_step(G)
+    loss.after_g_update(G)
     assert loss.g_terms[1].count == 2
 
 
@@ -259,9 +259,9 @@ def test_penalized_forwards_hooks_to_the_base_and_terms():
     D = MLPDiscriminator(2, (8,))
     with torch.no_grad():
         for p in D.parameters(): p.fill_(1.)
-    Penalized(L.WGAN(clip=0.5), R1()).after_d_step(D)                       # WGAN's clipping still happens
+    Penalized(L.WGAN(clip=0.5), R1()).after_d_update(D)                       # WGAN's clipping still happens
     assert max(p.abs().max().item() for p in D.parameters()) == 0.5
-    Penalized(L.NSGAN(), WeightClipping(0.1)).after_d_step(D)
+    Penalized(L.NSGAN(), WeightClipping(0.1)).after_d_update(D)
     assert max(p.abs().max().item() for p in D.parameters()) == pytest.approx(0.1)
     assert WeightClipping(0.1)(D, None, None) is None
 
@@ -271,7 +271,7 @@ def test_penalized_state_round_trip_nests_the_base_state():
     began_like = Penalized(L.BEGAN(), HistoricalAveraging(1.))
     assert began_like.state_dict()['base'].keys() == {'k_t'}
     loss = Penalized(L.NSGAN(), R1(), HistoricalAveraging(1.))
-    loss.d_loss(D, real, fake); loss.after_d_step(D)
+    loss.d_loss(D, real, fake); loss.after_d_update(D)
     state = loss.state_dict()
     assert state['d_terms'][0] == {} and state['d_terms'][1]['count'] == 2
     other = loss.fresh()
@@ -301,7 +301,7 @@ def test_d_objective_keeps_the_fake_batch_in_the_graph():
     D = MLPDiscriminator(2, (8,)); real, fake = batch()
     fake.requires_grad_()
     for loss in (L.NSGAN(), L.WGANGP(), Penalized(L.Hinge(), R2(1.)), L.RaGAN()):
-        torch.manual_seed(2); a = d_objective(loss, D, real, fake)
+        torch.manual_seed(2); a = loss.d_objective(D, real, fake)
         torch.manual_seed(2); b = loss.d_loss(D, real, fake)
         assert torch.isclose(a, b), loss
         g, = torch.autograd.grad(a, fake, allow_unused=True)

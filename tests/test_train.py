@@ -107,7 +107,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys, 
     class Poison(Callback):
         def after_step(self, tr):
             if tr.step == 23:
-                with torch.no_grad(): [p.fill_(float('nan')) for p in tr.D.parameters()]
+                with torch.no_grad(): [p.fill_(float('nan')) for p in tr.game.D.parameters()]
     real_init = T.Trainer.__init__
     def init(self, *a, **k):
         real_init(self, *a, **k); self.callbacks = sorted(self.callbacks + [Poison()], key=lambda c: c.order)
@@ -133,19 +133,19 @@ def test_resume_with_ema_matches_an_uninterrupted_run(tmp_path):
     assert any(not torch.equal(a[k], g[k]) for k in a)            # the average differs from the last iterate
 
 def test_ema_update_rule():
-    G = torch.nn.Linear(2, 1); cb = EMA(0.75); tr = SimpleNamespace(G=G)
+    G = torch.nn.Linear(2, 1); cb = EMA(0.75); tr = SimpleNamespace(game=SimpleNamespace(G=G))
     cb.before_fit(tr)
     before = {k: v.clone() for k, v in cb.model.state_dict().items()}
     with torch.no_grad(): [p.add_(1.) for p in G.parameters()]
     cb.after_g_step(tr)
     for k, v in cb.model.state_dict().items(): assert torch.allclose(v, 0.75 * before[k] + 0.25 * G.state_dict()[k])
-    assert tr.G_eval is cb.model
+    assert tr.game.G_eval is cb.model
     with pytest.raises(ValueError, match='^beta: expected a number in \\(0, 1\\)'): EMA(1.0)
 
 def fake_trainer(step, d_loss, g_loss, d_stats=None, g_stats=None):
-    return SimpleNamespace(step=step, d_loss=torch.tensor(d_loss), g_loss=torch.tensor(g_loss),
-                           d_stats={k: torch.tensor(v) for k, v in (d_stats or {}).items()},
-                           g_stats={k: torch.tensor(v) for k, v in (g_stats or {}).items()})
+    d = dict(d_loss=torch.tensor(d_loss), **{k: torch.tensor(v) for k, v in (d_stats or {}).items()})
+    g = dict(g_loss=torch.tensor(g_loss), **{k: torch.tensor(v) for k, v in (g_stats or {}).items()})
+    return SimpleNamespace(step=step, logs=dict(discriminator=d, generator=g))
 
 def run_diag(rows, **kw):
     msgs = []; diag = Diagnostics(every=1, warmup=10**9, report=msgs.append, **kw)
@@ -178,13 +178,15 @@ def test_diagnostics_flag_collapse_in_a_real_run(tmp_path):
     from ganlab.models import MLPGenerator, MLPDiscriminator
     from ganlab.data import ring
     from ganlab.core import seed_everything
+    from ganlab import losses as L
     seed_everything(0)
     G, D = MLPGenerator(2, 2, (16,)), MLPDiscriminator(2, (16,))
     with torch.no_grad(): G.net[-1].weight.zero_()
     G.net[-1].weight.requires_grad_(False)
     msgs = []
-    tr = Trainer(G, D, T.get_loss('nsgan'), ring(), torch.optim.Adam([p for p in G.parameters() if p.requires_grad], 1e-3),
-                 torch.optim.Adam(D.parameters(), 1e-3), batch_size=32, callbacks=[Diagnostics(every=10, warmup=40, report=msgs.append)]).fit(80)
+    game = T.AdversarialGame(G, D, L.get('nsgan'), torch.optim.Adam([p for p in G.parameters() if p.requires_grad], 1e-3),
+                             torch.optim.Adam(D.parameters(), 1e-3))
+    tr = Trainer(game, ring(), batch_size=32, callbacks=[Diagnostics(every=10, warmup=40, report=msgs.append)]).fit(80)
     assert len(msgs) == 1 and 'mode collapse: generated samples are 0.00× as spread out' in msgs[0]
 
 @pytest.mark.parametrize('opts', [['--precision', 'bf16'], ['--channels-last'], ['--no-diagnostics']])

@@ -13,7 +13,9 @@ from ganlab import losses as L, models
 from ganlab.data import ring, ImageTensors
 from ganlab.regularizers import Penalized, HistoricalAveraging, R1, r1_penalty
 from ganlab.train import Setup, TrainConfig, Trainer, main, EMA
-from ganlab.tricks import (tricks, apply, parse_spec, DiscriminatorWrapper, MinibatchDiscrimination, MinibatchDiscriminator,
+from ganlab.recipes import tricks, apply, parse_spec
+from ganlab.games import AdversarialGame
+from ganlab.tricks import (DiscriminatorWrapper, MinibatchDiscrimination, MinibatchDiscriminator,
                            FeatureMatching, TargetLabels, VirtualBatchNorm, WithReferenceBatch, use_virtual_batch_norm,
                            noise_schedule, InstanceNoise, InstanceNoiseSchedule, FunctionalDiscriminator, Unrolled, Packed,
                            truncated_normal_latents, diff_augment, DiffAugment, augment_translation, augment_cutout,
@@ -224,7 +226,7 @@ def test_unrolled_adam_moments_follow_the_recorded_gradients_and_round_trip():
     u = Unrolled(L.NSGAN(), k=1, lr=0.1, betas=(0.8, 0.9))
     grads = []
     for _ in range(3):
-        D.zero_grad(); u.d_loss(D, real, fake).backward(); grads.append(D[0].weight.grad.clone()); u.after_d_step(D)
+        D.zero_grad(); u.d_loss(D, real, fake).backward(); grads.append(D[0].weight.grad.clone()); u.after_d_update(D)
         with torch.no_grad(): D[0].weight.add_(0.1)
     m = sum(0.8 ** (2 - i) * 0.2 * g for i, g in enumerate(grads))
     v = sum(0.9 ** (2 - i) * 0.1 * g ** 2 for i, g in enumerate(grads))
@@ -404,9 +406,11 @@ def fake_images(n=64):
 def run_steps(s, steps=2):
     cfg = s.config
     opt_g = torch.optim.Adam(s.G.parameters(), 1e-3); opt_d = torch.optim.Adam(s.D.parameters(), 1e-3)
-    tr = Trainer(s.G, s.D, s.loss, s.data, opt_g, opt_d, cfg.batch_size, cfg.n_critic, 'cpu', cfg.seed, s.callbacks)
+    game = AdversarialGame(s.G, s.D, s.loss, opt_g, opt_d, cfg.n_critic, s.conditioning)
+    tr = Trainer(game, s.data, cfg.batch_size, 'cpu', cfg.seed, s.callbacks)
     tr.fit(steps)
-    assert tr.failure is None and torch.isfinite(tr.d_loss) and torch.isfinite(tr.g_loss)
+    d_loss, g_loss = tr.logs['discriminator']['d_loss'], tr.logs['generator']['g_loss']
+    assert tr.failure is None and torch.isfinite(d_loss) and torch.isfinite(g_loss)
     return tr
 
 
@@ -435,7 +439,7 @@ def test_tricks_stack_on_one_run():
                  'feature_matching', 'label_smoothing', 'unrolled:k=1'):
         s = apply(spec, s)
     tr = run_steps(s, 3)
-    assert {'feature_matching', 'r1', 'hist_avg', 'g_hist_avg'} <= set(tr.d_stats) | set(tr.g_stats)
+    assert {'feature_matching', 'r1', 'hist_avg', 'g_hist_avg'} <= set(tr.logs['discriminator']) | set(tr.logs['generator'])
     s = setup_for('hinge')
     for spec in ('dropout:p=0.2', 'minibatch_discrimination:B=3,C=2', 'r2'):
         s = apply(spec, s)
@@ -447,7 +451,8 @@ def test_image_tricks_on_dcgan():
     for spec in ('dropout:p=0.1', 'pack:m=2', 'diffaug', 'spectral_norm', 'virtual_batch_norm:n_ref=4', 'r1'):
         s = apply(spec, s)
     tr = run_steps(s, 2)
-    assert isinstance(tr.D, DiffAugment) and isinstance(tr.D.inner, Packed) and tr.D.inner.inner.in_shape == (2, 28, 28)
+    D = tr.game.D
+    assert isinstance(D, DiffAugment) and isinstance(D.inner, Packed) and D.inner.inner.in_shape == (2, 28, 28)
     s = setup_for('hinge', arch='dcgan', data=fake_images())
     run_steps(apply('minibatch_discrimination:init_std=0.05', s), 2)
 
