@@ -24,138 +24,232 @@ from .trainer import Trainer
 from .studies import main as study_main
 
 # %% auto #0
-__all__ = ['benchmarks', 'Row', 'compare', 'minimal_wgan_gp_d_loss', 'bench_wgan_gp', 'bench_trainer', 'run_benchmarks',
+__all__ = ['benchmarks', 'Row', 'time_interleaved', 'minimal_wgan_gp_d_loss', 'bench_wgan_gp', 'bench_trainer', 'run_benchmarks',
            'format_table', 'main']
 
 # %% ../nbs/90_bench.ipynb #a2d01f98
 @dataclass
 class Row:
     "One line of the report: `ratio` = ganlab's time / the reference's (lower is better); it passes when ratio <= target."
+
     name: str
     ratio: float
     target: float
     details: str = ''
+
     @property
-    def ok(self) -> bool: return self.ratio <= self.target
+    def ok(self) -> bool:
+        return self.ratio <= self.target
+
 
 benchmarks = Registry('benchmark')
 
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda': torch.cuda.synchronize(device)
 
-def compare(ours: Callable[[], object], reference: Callable[[], object], repeats: int = 50, warmup: int = 5,
-            device: str | torch.device = 'cpu') -> tuple[float, float]:
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(
+    ours: Callable[[], object],
+    reference: Callable[[], object],
+    repeats: int = 50,
+    warmup: int = 5,
+    device: str | torch.device = 'cpu',
+) -> tuple[float, float]:
     """Median seconds per call of `ours` and of `reference`, timed interleaved in this process: `warmup`
     untimed calls of each, then `repeats` rounds that time one call of each, alternating which goes first."""
     check(isinstance(repeats, int) and repeats >= 1, 'repeats', 'an int >= 1', repeats)
     check(isinstance(warmup, int) and warmup >= 0, 'warmup', 'an int >= 0', warmup)
     device, fns, times = torch.device(device), (ours, reference), ([], [])
     for _ in range(warmup):
-        for fn in fns: fn()
+        for fn in fns:
+            fn()
     for i in range(repeats):
         for j in ((0, 1) if i % 2 == 0 else (1, 0)):
-            _sync(device); start = time.perf_counter()
+            _sync(device)
+            start = time.perf_counter()
             fns[j]()
-            _sync(device); times[j].append(time.perf_counter() - start)
+            _sync(device)
+            times[j].append(time.perf_counter() - start)
     return statistics.median(times[0]), statistics.median(times[1])
 
 # %% ../nbs/90_bench.ipynb #ecd1605e
-def minimal_wgan_gp_d_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, lam: float = 10.) -> torch.Tensor:
+def minimal_wgan_gp_d_loss(
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, lam: float = 10.0
+) -> torch.Tensor:
     "The textbook WGAN-GP critic loss: E[D(x̃)] − E[D(x)] + λ·E[(‖∇D(x̂)‖₂ − 1)²], nothing else."
     alpha = torch.rand(real.size(0), *[1] * (real.dim() - 1), device=real.device)
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     penalty = ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
     return critic(fake).mean() - critic(real).mean() + lam * penalty
 
+
 def _dcgan_critic(channels: int = 32) -> nn.Module:
     "A DCGAN-style critic for 1×28×28 images, no batch norm (WGAN-GP's penalty is per sample)."
-    return nn.Sequential(nn.Conv2d(1, channels, 4, 2, 1), nn.LeakyReLU(0.2),
-                         nn.Conv2d(channels, 2 * channels, 4, 2, 1), nn.LeakyReLU(0.2),
-                         nn.Flatten(), nn.Linear(2 * channels * 7 * 7, 1))
+    return nn.Sequential(
+        nn.Conv2d(1, channels, 4, 2, 1),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(channels, 2 * channels, 4, 2, 1),
+        nn.LeakyReLU(0.2),
+        nn.Flatten(),
+        nn.Linear(2 * channels * 7 * 7, 1),
+    )
+
 
 @benchmarks.register('wgan-gp')
-def bench_wgan_gp(repeats: int = 50, warmup: int = 5, device: str | torch.device | None = None, batch: int = 64) -> list[Row]:
+def bench_wgan_gp(
+    repeats: int = 50, warmup: int = 5, device: str | torch.device | None = None, batch: int = 64
+) -> list[Row]:
     "`wgan_gp.d_loss` + backward against `minimal_wgan_gp_d_loss` + backward, same critic, same batch."
     device = get_device(device)
     gen = torch.Generator().manual_seed(0)
     critic = _dcgan_critic().to(device)
     real = (torch.rand(batch, 1, 28, 28, generator=gen) * 2 - 1).to(device)
     fake = (torch.rand(batch, 1, 28, 28, generator=gen) * 2 - 1).to(device)
+
     def step(loss_fn):
         def run():
             critic.zero_grad(set_to_none=True)
             loss_fn(critic, real, fake).backward()
+
         return run
-    t_ours, t_ref = compare(step(wgan_gp.d_loss), step(minimal_wgan_gp_d_loss), repeats, warmup, device)
-    return [Row('wgan_gp.d_loss vs minimal GP', t_ours / t_ref, 1.05,
-                f'loss+backward, DCGAN critic 1x28x28, batch {batch}, {device.type}, {repeats} repeats: '
-                f'{t_ours * 1e3:.2f} vs {t_ref * 1e3:.2f} ms')]
+
+    t_ours, t_ref = time_interleaved(
+        step(wgan_gp.d_loss), step(minimal_wgan_gp_d_loss), repeats, warmup, device
+    )
+    return [
+        Row(
+            'wgan_gp.d_loss vs minimal GP',
+            t_ours / t_ref,
+            1.05,
+            f'loss+backward, DCGAN critic 1x28x28, batch {batch}, {device.type}, {repeats} repeats: '
+            f'{t_ours * 1e3:.2f} vs {t_ref * 1e3:.2f} ms',
+        )
+    ]
 
 # %% ../nbs/90_bench.ipynb #2a247096
-def _bare_algorithm1(G, D, opt_g, opt_d, images: torch.Tensor, batch: int, generator: torch.Generator, device):
+def _bare_algorithm1(
+    G, D, opt_g, opt_d, images: torch.Tensor, batch: int, generator: torch.Generator, device
+):
     "The hand-written reference: NS-GAN Algorithm 1 with k = 1, nothing else."
     import torch.nn.functional as F
+
     def step():
-        real = images[torch.randint(len(images), (batch,), generator=generator)].float().div_(127.5).sub_(1).to(device)
+        real = (
+            images[torch.randint(len(images), (batch,), generator=generator)]
+            .float()
+            .div_(127.5)
+            .sub_(1)
+            .to(device)
+        )
         z = torch.randn(batch, G.latent_dim, generator=generator).to(device)
-        with torch.no_grad(): fake = G(z)
+        with torch.no_grad():
+            fake = G(z)
         d_loss = F.softplus(-D(real)).mean() + F.softplus(D(fake)).mean()
-        opt_d.zero_grad(set_to_none=True); d_loss.backward(); opt_d.step()
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
         D.requires_grad_(False)
         g_loss = F.softplus(-D(G(torch.randn(batch, G.latent_dim, generator=generator).to(device)))).mean()
-        opt_g.zero_grad(set_to_none=True); g_loss.backward(); opt_g.step()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
         D.requires_grad_(True)
+
     return step
 
+# %% ../nbs/90_bench.ipynb #fd1f7d6f
 @benchmarks.register('trainer')
-def bench_trainer(repeats: int = 50, warmup: int = 5, device: str | torch.device | None = None, batch: int = 64,
-                  width: int = 64, period: int = 50) -> list[Row]:
+def bench_trainer(
+    repeats: int = 50,
+    warmup: int = 5,
+    device: str | torch.device | None = None,
+    batch: int = 64,
+    width: int = 64,
+    period: int = 50,
+) -> list[Row]:
     "The Trainer (bare, and with default logging) against a hand-written loop: DCGAN-28, NS loss, batch 64."
     device = get_device(device)
     gen = torch.Generator().manual_seed(0)
-    data = ImageTensors(torch.randint(0, 256, (4096, 1, 28, 28), dtype=torch.uint8, generator=gen), torch.zeros(4096, dtype=torch.long))
+    data = ImageTensors(
+        torch.randint(0, 256, (4096, 1, 28, 28), dtype=torch.uint8, generator=gen),
+        torch.zeros(4096, dtype=torch.long),
+    )
     torch.manual_seed(0)
     G0, D0 = models.build('dcgan', (1, 28, 28), width=width)
+
     def contender(callbacks):
         G, D = copy.deepcopy(G0).to(device), copy.deepcopy(D0).to(device)
         adam = lambda m: torch.optim.Adam(m.parameters(), 2e-4, betas=(0.5, 0.999))
         if callbacks is None:
-            return _bare_algorithm1(G, D, adam(G), adam(D), data.images, batch, torch.Generator().manual_seed(1), device)
+            return _bare_algorithm1(
+                G, D, adam(G), adam(D), data.images, batch, torch.Generator().manual_seed(1), device
+            )
         game = AdversarialGame(G, D, nsgan.fresh(), adam(G), adam(D))
         tr = Trainer(game, data, batch, device, 1, callbacks)
         return lambda: tr.fit(tr.step + 1)
+
     folder = Path(tempfile.mkdtemp())
-    logging = [NonFiniteStop(), History(folder/'history.csv', period), Diagnostics(period, report=lambda m: None)]
+    logging = [
+        NonFiniteStop(),
+        History(folder / 'history.csv', period),
+        Diagnostics(period, report=lambda m: None),
+    ]
     reference, bare, logged = contender(None), contender([]), contender(logging)
-    def calls(step, n):                        # one timed call = n steps
+
+    def calls(step, n):  # one timed call = n steps
         def run():
-            for _ in range(n): step()
+            for _ in range(n):
+                step()
+
         return run
+
     rows = []
     # without callbacks a call of a few steps is representative: many short rounds give a steady median
-    for name, ours, target, n, rounds in (('trainer, no callbacks', bare, 1.03, 5, repeats),
-                                          ('trainer, default logging', logged, 1.05, period, max(3, repeats // 10))):
-        t_ours, t_ref = compare(calls(ours, n), calls(reference, n), rounds, min(warmup, 1), device)
-        rows.append(Row(f'{name} vs bare loop', t_ours / t_ref, target,
-                        f'DCGAN-28 (width {width}), NS loss, batch {batch}, {device.type}, {rounds} rounds of {n} steps: '
-                        f'{3 * batch * n / t_ours:.0f} vs {3 * batch * n / t_ref:.0f} images/s'))
+    for name, ours, target, n, rounds in (
+        ('trainer, no callbacks', bare, 1.03, 5, repeats),
+        ('trainer, default logging', logged, 1.05, period, max(3, repeats // 10)),
+    ):
+        t_ours, t_ref = time_interleaved(calls(ours, n), calls(reference, n), rounds, min(warmup, 1), device)
+        rows.append(
+            Row(
+                f'{name} vs bare loop',
+                t_ours / t_ref,
+                target,
+                f'DCGAN-28 (width {width}), NS loss, batch {batch}, {device.type}, {rounds} rounds of {n} steps: '
+                f'{3 * batch * n / t_ours:.0f} vs {3 * batch * n / t_ref:.0f} images/s',
+            )
+        )
     return rows
 
 # %% ../nbs/90_bench.ipynb #88533b1e
-def run_benchmarks(names: list[str] | None = None, repeats: int = 50, warmup: int = 5,
-                   device: str | torch.device | None = None) -> list[Row]:
+def run_benchmarks(
+    names: list[str] | None = None,
+    repeats: int = 50,
+    warmup: int = 5,
+    device: str | torch.device | None = None,
+) -> list[Row]:
     "Run the named benchmarks (all when `names` is empty) and collect their rows."
     device = get_device(device)
-    return [row for name in (names or benchmarks.names) for row in benchmarks[name](repeats=repeats, warmup=warmup, device=device)]
+    return [
+        row
+        for name in (names or benchmarks.names)
+        for row in benchmarks[name](repeats=repeats, warmup=warmup, device=device)
+    ]
 
 def format_table(rows: list[Row]) -> str:
     "The report: one line per row, ratio against target, then the details."
     width = max([len(r.name) for r in rows] + [9])
     lines = [f"{'benchmark':<{width}}  {'ratio':>6}  {'target':>6}  {'':4}  details"]
-    lines += [f"{r.name:<{width}}  {r.ratio:6.3f}  {r.target:6.2f}  {'ok' if r.ok else 'SLOW':4}  {r.details}" for r in rows]
+    lines += [
+        f"{r.name:<{width}}  {r.ratio:6.3f}  {r.target:6.2f}  {'ok' if r.ok else 'SLOW':4}  {r.details}"
+        for r in rows
+    ]
     return '\n'.join(lines)
 
+# %% ../nbs/90_bench.ipynb #0f2f8371
 def main(argv: list[str] | None = None) -> int:
     "Entry point of `ganlab-bench`; `ganlab-bench study NAME ...` runs a benchmark study (chapter 91, `ganlab.studies`)."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -164,29 +258,48 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog='ganlab-bench',
         description="Time ganlab's functions against minimal hand-written equivalents on the same inputs. Each row "
-                    "reports ratio = ganlab's time / the reference's, measured in one run, interleaving the two over "
-                    "many repeats (median of per-repeat times, after a warm-up); lower is better.",
+        "reports ratio = ganlab's time / the reference's, measured in one run, interleaving the two over "
+        "many repeats (median of per-repeat times, after a warm-up); lower is better.",
         epilog=f"benchmarks: {', '.join(benchmarks.names)}. Example: ganlab-bench wgan-gp --repeats 50 --device cpu. "
-               "The experiments (PacGAN's table, losses at equal budget, Stacked MNIST): ganlab-bench study --help")
+        "The experiments (PacGAN's table, losses at equal budget, Stacked MNIST): ganlab-bench study --help",
+    )
     parser.add_argument('names', nargs='*', metavar='NAME', help='benchmarks to run (default: all)')
     parser.add_argument('--repeats', type=int, default=50, help='timed rounds per benchmark (default: 50)')
-    parser.add_argument('--warmup', type=int, default=5, help='untimed calls of each contender first (default: 5)')
-    parser.add_argument('--device', default='auto', help="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (default: auto)")
-    parser.add_argument('--threads', type=int, default=None,
-                        help="torch's CPU threads (default: torch's choice); 1 is steadier on a busy machine")
+    parser.add_argument(
+        '--warmup', type=int, default=5, help='untimed calls of each contender first (default: 5)'
+    )
+    parser.add_argument(
+        '--device',
+        default='auto',
+        help="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (default: auto)",
+    )
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help="torch's CPU threads (default: torch's choice); 1 is steadier on a busy machine",
+    )
     parser.add_argument('--list', action='store_true', help='list the benchmarks and exit')
-    parser.add_argument('--check', action='store_true', help='exit with status 1 when a ratio exceeds its target')
+    parser.add_argument(
+        '--check', action='store_true', help='exit with status 1 when a ratio exceeds its target'
+    )
     args = parser.parse_args(argv)
     if args.list:
-        print('\n'.join(benchmarks.names)); return 0
+        print('\n'.join(benchmarks.names))
+        return 0
     unknown = [n for n in args.names if n not in benchmarks]
-    if unknown: parser.error(f"unknown benchmark {unknown[0]!r}; valid names: {', '.join(benchmarks.names)}")
-    if args.repeats < 1 or args.warmup < 0: parser.error('--repeats must be >= 1 and --warmup >= 0')
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r}; valid names: {', '.join(benchmarks.names)}")
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error('--repeats must be >= 1 and --warmup >= 0')
     if args.threads is not None:
-        if args.threads < 1: parser.error('--threads must be >= 1')
+        if args.threads < 1:
+            parser.error('--threads must be >= 1')
         torch.set_num_threads(args.threads)
-    try: device = get_device(args.device)
-    except ValueError as e: parser.error(str(e))
+    try:
+        device = get_device(args.device)
+    except ValueError as e:
+        parser.error(str(e))
     rows = run_benchmarks(args.names, args.repeats, args.warmup, device)
     print(format_table(rows))
     return 1 if args.check and not all(r.ok for r in rows) else 0

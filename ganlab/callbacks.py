@@ -31,13 +31,23 @@ class Callback:
 
     Hooks, all called with the trainer: `before_fit`; during a step, whatever the game calls
     (`after_d_step`, `after_g_step` in the standard game); `after_step`; `after_fit`."""
+
     order = 0
 
-    def before_fit(self, trainer): pass
-    def after_d_step(self, trainer): pass
-    def after_g_step(self, trainer): pass
-    def after_step(self, trainer): pass
-    def after_fit(self, trainer): pass
+    def before_fit(self, trainer):
+        pass
+
+    def after_d_step(self, trainer):
+        pass
+
+    def after_g_step(self, trainer):
+        pass
+
+    def after_step(self, trainer):
+        pass
+
+    def after_fit(self, trainer):
+        pass
 
     def state_dict(self) -> dict | None:
         "State to keep in checkpoints (None: nothing)."
@@ -58,6 +68,7 @@ def flat_logs(trainer) -> dict[str, float]:
 
 class NonFiniteStop(Callback):
     "Stop at the first NaN/inf logged value, before anything is logged or saved."
+
     order = -10
 
     def after_step(self, trainer):
@@ -70,6 +81,7 @@ class NonFiniteStop(Callback):
 # %% ../nbs/27c_callbacks.ipynb #be2176f1
 class History(Callback):
     "Append step, the logged values and elapsed seconds to a CSV file every `every` steps."
+
     order = 10
 
     def __init__(self, path, every: int = 50):
@@ -80,7 +92,7 @@ class History(Callback):
 
     def before_fit(self, trainer):
         self.t0 = time.perf_counter()
-        self.offset = 0.
+        self.offset = 0.0
         if self.path.exists():
             # Resuming: keep the rows up to the checkpoint's step, and their clock.
             with open(self.path, newline='') as f:
@@ -116,6 +128,7 @@ class History(Callback):
 # %% ../nbs/27c_callbacks.ipynb #0d5ac44a
 class Checkpoint(Callback):
     "Save `trainer.state_dict()` (plus `extra`) atomically every `every` steps (0: never) and at the end of a clean run."
+
     order = 20
 
     def __init__(self, path, every: int = 500, extra: dict | None = None):
@@ -138,6 +151,7 @@ class Checkpoint(Callback):
 
 class Samples(Callback):
     "The game's picture of samples at fixed latents every `every` steps (0: never)."
+
     order = 30
 
     def __init__(self, folder, every: int = 500, n: int = 64, seed: int = 0):
@@ -154,19 +168,21 @@ class Samples(Callback):
         if self.every and trainer.step % self.every == 0:
             figure = self.draw(trainer, f'step {trainer.step}')
             if figure is not None:
-                viz.save_figure(figure, self.folder/f'step_{trainer.step:06d}.png')
+                viz.save_figure(figure, self.folder / f'step_{trainer.step:06d}.png')
 
 
 class ProgressBar(Callback):
     "A tqdm progress bar over steps, showing the latest losses every `every` steps."
+
     order = 40
 
     def __init__(self, every: int = 25):
         self.every = every
 
     def before_fit(self, trainer):
-        self.bar = tqdm(total=trainer.target_steps, initial=trainer.step, unit='step',
-                        dynamic_ncols=True, leave=False)
+        self.bar = tqdm(
+            total=trainer.target_steps, initial=trainer.step, unit='step', dynamic_ncols=True, leave=False
+        )
 
     def after_step(self, trainer):
         self.bar.update(1)
@@ -181,6 +197,7 @@ class ProgressBar(Callback):
 class EMA(Callback):
     """Keep θ̄ ← βθ̄ + (1 − β)θ of the game's generator (`game.G`) after every G step, and make it
     the generator pictures and metrics use (`game.G_eval`)."""
+
     order = 5
 
     def __init__(self, beta: float = 0.999):
@@ -199,7 +216,7 @@ class EMA(Callback):
     @torch.no_grad()
     def after_g_step(self, trainer):
         for average, param in zip(self.model.parameters(), trainer.game.G.parameters()):
-            average.lerp_(param, 1 - self.beta)          # θ̄ + (1 − β)(θ − θ̄) = βθ̄ + (1 − β)θ
+            average.lerp_(param, 1 - self.beta)  # θ̄ + (1 − β)(θ − θ̄) = βθ̄ + (1 − β)θ
         for average, buffer in zip(self.model.buffers(), trainer.game.G.buffers()):
             average.copy_(buffer)
 
@@ -214,22 +231,32 @@ class EMA(Callback):
 def gradient_norm(module) -> float:
     "‖∇θ‖₂ over all of `module`'s parameters that have a gradient (0 when none has)."
     norms = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
-    return float(torch.stack(norms).norm()) if norms else 0.
+    return float(torch.stack(norms).norm()) if norms else 0.0
 
 
 def mean_pairwise_distance(x: torch.Tensor) -> float:
     "The mean Euclidean distance between the rows of `x` (flattened); 0 for fewer than two rows."
     x = x.flatten(1).float()
-    return float(torch.pdist(x).mean()) if len(x) > 1 else 0.
+    return float(torch.pdist(x).mean()) if len(x) > 1 else 0.0
 
 # %% ../nbs/27c_callbacks.ipynb #693cc55a
 class Diagnostics(Callback):
     "Detect the failure modes of GAN training every `every` steps and report each once, in words, when it starts."
+
     order = 7
 
-    def __init__(self, every: int = 50, window: int = 20, vanish: float = 1e-2, spike: float = 6.,
-                 margin: float = 2., diversity: float = 0.2, warmup: int = 500, n_samples: int = 1000,
-                 report=None):
+    def __init__(
+        self,
+        every: int = 50,
+        window: int = 20,
+        vanish: float = 1e-2,
+        spike: float = 6.0,
+        margin: float = 2.0,
+        diversity: float = 0.2,
+        warmup: int = 500,
+        n_samples: int = 1000,
+        report=None,
+    ):
         check(isinstance(every, int) and every > 0, 'every', 'a positive integer', every)
         self.every = every
         self.window = window
@@ -270,34 +297,43 @@ class Diagnostics(Callback):
             norm = row.get(f'{who.lower()}_grad_norm', math.nan)
             if math.isnan(norm):
                 continue
-            top = self.max_grad.get(who, 0.)
+            top = self.max_grad.get(who, 0.0)
             if top > 0 and norm < self.vanish * top:
-                self.flag(trainer, 'vanishing gradients',
-                          f"vanishing gradients: {who}'s gradient norm is {norm:.2e}, below {self.vanish:g} "
-                          f"of its largest so far ({top:.2e}); D separates real from fake so well that "
-                          "its loss gives no signal")
+                self.flag(
+                    trainer,
+                    'vanishing gradients',
+                    f"vanishing gradients: {who}'s gradient norm is {norm:.2e}, below {self.vanish:g} "
+                    f"of its largest so far ({top:.2e}); D separates real from fake so well that "
+                    "its loss gives no signal",
+                )
             self.max_grad[who] = max(top, norm)
 
     def check_spike(self, trainer, d_loss: float):
         if len(self.d_losses) < self.window:
             return
-        recent = torch.tensor(self.d_losses[-self.window:])
+        recent = torch.tensor(self.d_losses[-self.window :])
         mu, sd = float(recent.mean()), float(recent.std())
         if sd > 0 and d_loss > mu + self.spike * sd:
-            self.flag(trainer, 'D loss spike',
-                      f"D loss spike: {d_loss:.3g} against a recent mean of {mu:.3g} ± {sd:.2g}; "
-                      "training is unstable (lower the learning rates or add a penalty)")
+            self.flag(
+                trainer,
+                'D loss spike',
+                f"D loss spike: {d_loss:.3g} against a recent mean of {mu:.3g} ± {sd:.2g}; "
+                "training is unstable (lower the learning rates or add a penalty)",
+            )
 
     def check_fooled(self, trainer):
         if len(self.g_losses) <= self.window:
             return
-        recent = self.g_losses[-self.window - 1:]
+        recent = self.g_losses[-self.window - 1 :]
         falling = sum(b < a for a, b in zip(recent[:-1], recent[1:])) / self.window
-        if falling >= 0.8 and min(self.gaps[-self.window:]) >= self.margin:
-            self.flag(trainer, 'G loss falling while D confident',
-                      f"G's loss fell steadily ({recent[0]:.3g} → {recent[-1]:.3g}) while D stayed confident "
-                      f"(score gap real − fake ≥ {self.margin:g}): G may be fooling D with garbage; "
-                      "look at the samples")
+        if falling >= 0.8 and min(self.gaps[-self.window :]) >= self.margin:
+            self.flag(
+                trainer,
+                'G loss falling while D confident',
+                f"G's loss fell steadily ({recent[0]:.3g} → {recent[-1]:.3g}) while D stayed confident "
+                f"(score gap real − fake ≥ {self.margin:g}): G may be fooling D with garbage; "
+                "look at the samples",
+            )
 
     def after_step(self, trainer):
         if trainer.step % self.every:
@@ -306,7 +342,11 @@ class Diagnostics(Callback):
         self.check_gradients(trainer, row)
         self.check_spike(trainer, row['d_loss'])
         d_stats = trainer.logs['discriminator']
-        gap = float(d_stats['d_real'] - d_stats['d_fake']) if {'d_real', 'd_fake'} <= d_stats.keys() else math.nan
+        gap = (
+            float(d_stats['d_real'] - d_stats['d_fake'])
+            if {'d_real', 'd_fake'} <= d_stats.keys()
+            else math.nan
+        )
         self.d_losses.append(row['d_loss'])
         self.g_losses.append(row['g_loss'])
         self.gaps.append(gap)
@@ -321,18 +361,32 @@ class Diagnostics(Callback):
         if data.centers is not None:
             modes = metrics.mode_coverage(fake, data.centers, data.std)['modes']
             if self.best_modes >= 2 and modes <= self.best_modes / 2:
-                self.flag(trainer, 'mode collapse', f"mode collapse: {modes} of {len(data.centers)} modes "
-                          f"captured, down from {self.best_modes}")
+                self.flag(
+                    trainer,
+                    'mode collapse',
+                    f"mode collapse: {modes} of {len(data.centers)} modes "
+                    f"captured, down from {self.best_modes}",
+                )
             self.best_modes = max(self.best_modes, modes)
         real, _ = data.sample(min(self.n_samples, 256), generator=generator)
         ratio = mean_pairwise_distance(fake[:256]) / max(mean_pairwise_distance(real), 1e-12)
         if ratio < self.diversity:
-            self.flag(trainer, 'mode collapse', f"mode collapse: generated samples are {ratio:.2f}× as spread "
-                      f"out as real ones (below {self.diversity:g}); G produces near-identical outputs")
+            self.flag(
+                trainer,
+                'mode collapse',
+                f"mode collapse: generated samples are {ratio:.2f}× as spread "
+                f"out as real ones (below {self.diversity:g}); G produces near-identical outputs",
+            )
 
     def state_dict(self):
-        return dict(found=self.found, d_losses=self.d_losses, g_losses=self.g_losses, gaps=self.gaps,
-                    max_grad=self.max_grad, best_modes=self.best_modes)
+        return dict(
+            found=self.found,
+            d_losses=self.d_losses,
+            g_losses=self.g_losses,
+            gaps=self.gaps,
+            max_grad=self.max_grad,
+            best_modes=self.best_modes,
+        )
 
     def load_state_dict(self, state, trainer):
         self.__dict__.update(copy.deepcopy(state))

@@ -24,7 +24,9 @@ def check(condition: bool, name: str, expected: str, got: Any) -> None:
         raise ValueError(f"{name}: expected {expected}, got {got!r}")
 
 # %% ../nbs/00_core.ipynb #1925ca50
-def check_number(value, name: str, low: float = 0., strict: bool = False, high: float | None = None) -> float:
+def check_number(
+    value, name: str, low: float = 0.0, strict: bool = False, high: float | None = None
+) -> float:
     "`value` as a float, if it is a number >= `low` (> `low` when `strict`) and <= `high`; else a ValueError."
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     ok = is_number and (value > low if strict else value >= low)
@@ -68,6 +70,7 @@ def check_scores(out, n: int, name: str) -> torch.Tensor:
 
 INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
+
 def check_labels(y, n: int, name: str = 'y', n_classes: int | None = None, owner: str = '') -> torch.Tensor:
     """`y` itself, if it is an integer tensor of shape (n,) with values in [0, n_classes); else a ValueError.
 
@@ -92,11 +95,15 @@ def default_device() -> torch.device:
     "CUDA when a GPU is visible, else the CPU."
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
+
 def get_device(device: str | torch.device | None = None) -> torch.device:
     "Resolve `device` ('auto'/None → `default_device()`), refusing a CUDA device that is not there."
-    if device is None or device == 'auto': return default_device()
-    try: dev = torch.device(device)
-    except (RuntimeError, TypeError): check(False, 'device', "'auto', 'cpu', 'cuda' or 'cuda:N'", device)
+    if device is None or device == 'auto':
+        return default_device()
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        check(False, 'device', "'auto', 'cpu', 'cuda' or 'cuda:N'", device)
     if dev.type == 'cuda':
         n = torch.cuda.device_count()
         check(n > 0, 'device', 'a visible CUDA GPU (none found; use --device cpu)', str(device))
@@ -106,38 +113,57 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
 # %% ../nbs/00_core.ipynb #bb84289f
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     "Seed Python, NumPy and PyTorch (CPU and all GPUs); optionally force deterministic kernels."
-    check(isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= seed < 2**32,
-          'seed', 'an integer in [0, 2**32)', seed)
-    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)  # torch.manual_seed seeds CUDA too
+    check(
+        isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= seed < 2**32,
+        'seed',
+        'an integer in [0, 2**32)',
+        seed,
+    )
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # torch.manual_seed seeds CUDA too
     if deterministic:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
 
+
 def rng_state() -> dict:
     "Every global RNG state, for a checkpoint."
     state = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
-    if torch.cuda.is_available(): state['cuda'] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
     return state
+
 
 def set_rng_state(state: dict) -> None:
     "Restore the states captured by `rng_state`."
-    random.setstate(state['python']); np.random.set_state(state['numpy']); torch.set_rng_state(state['torch'])
-    if 'cuda' in state and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
+    random.setstate(state['python'])
+    np.random.set_state(state['numpy'])
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
 
 # %% ../nbs/00_core.ipynb #8175ed5c
-def _normalize(name: str) -> str: return re.sub(r'[-\s]', '_', str(name).strip().lower())
+def _normalize(name: str) -> str:
+    return re.sub(r'[-\s]', '_', str(name).strip().lower())
+
 
 class Registry:
     "Map names (hyphen/underscore/case-insensitive) to objects; unknown names list the valid ones."
-    def __init__(self, kind: str): self.kind, self._items = kind, {}
+
+    def __init__(self, kind: str):
+        self.kind, self._items = kind, {}
 
     def register(self, name: str, obj: Any = None):
         "`reg.register('x', obj)`, or `@reg.register('x')` as a decorator."
+
         def add(o):
             key = _normalize(name)
-            if key in self._items: raise KeyError(f"{self.kind} {name!r} is already registered")
+            if key in self._items:
+                raise KeyError(f"{self.kind} {name!r} is already registered")
             self._items[key] = o
             return o
+
         return add if obj is None else add(obj)
 
     def __getitem__(self, name: str):
@@ -146,31 +172,45 @@ class Registry:
             raise KeyError(f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names)}")
         return self._items[key]
 
-    def get(self, name: str): return self[name]
-    def __contains__(self, name) -> bool: return _normalize(name) in self._items
+    def get(self, name: str):
+        return self[name]
+
+    def __contains__(self, name) -> bool:
+        return _normalize(name) in self._items
+
     @property
-    def names(self) -> list[str]: return sorted(self._items)
-    def __repr__(self): return f"Registry({self.kind!r}: {', '.join(self.names)})"
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __repr__(self):
+        return f"Registry({self.kind!r}: {', '.join(self.names)})"
 
 # %% ../nbs/00_core.ipynb #916198a2
 def _atomic_write(path: Path, write: Callable) -> Path:
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
-            write(f); f.flush(); os.fsync(f.fileno())
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
+
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     "`torch.save(obj, path)` through a temporary file and an atomic rename."
     return _atomic_write(path, lambda f: torch.save(obj, f))
 
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     "Write `data` to `path` through a temporary file and an atomic rename."
     return _atomic_write(path, lambda f: f.write(data))
+
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     "Write `text` (UTF-8) to `path` through a temporary file and an atomic rename."

@@ -19,33 +19,61 @@ __all__ = ['datasets', 'GaussianMixture', 'gaussian', 'ring', 'grid', 'to_unit_r
 # %% ../nbs/01_data.ipynb #aca315b5
 class GaussianMixture:
     "Isotropic Gaussian mixture $\\sum_k w_k N(\\mu_k, \\sigma_k^2 I)$ with exact `log_prob` and seeded `sample`."
+
     def __init__(self, means, stds, weights=None):
         means = torch.as_tensor(means, dtype=torch.float64)
-        if means.ndim == 1: means = means[:, None]           # K scalars: K components in 1-D
-        check(means.ndim == 2 and len(means) > 0, 'means', 'shape (K,) or (K, d) with K >= 1', tuple(means.shape))
+        if means.ndim == 1:
+            means = means[:, None]  # K scalars: K components in 1-D
+        check(
+            means.ndim == 2 and len(means) > 0,
+            'means',
+            'shape (K,) or (K, d) with K >= 1',
+            tuple(means.shape),
+        )
         K = len(means)
         stds = torch.as_tensor(stds, dtype=torch.float64).expand(K).clone()
         check(bool((stds > 0).all()), 'stds', 'positive standard deviations', stds.tolist())
-        weights = torch.full((K,), 1 / K, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
-        check(weights.shape == (K,) and bool((weights >= 0).all()) and abs(weights.sum().item() - 1) < 1e-9,
-              'weights', f'{K} non-negative numbers summing to 1', weights.tolist())
+        weights = (
+            torch.full((K,), 1 / K, dtype=torch.float64)
+            if weights is None
+            else torch.as_tensor(weights, dtype=torch.float64)
+        )
+        check(
+            weights.shape == (K,) and bool((weights >= 0).all()) and abs(weights.sum().item() - 1) < 1e-9,
+            'weights',
+            f'{K} non-negative numbers summing to 1',
+            weights.tolist(),
+        )
         self.means, self.stds, self.weights = means, stds, weights
 
     @property
-    def centers(self) -> torch.Tensor: return self.means
+    def centers(self) -> torch.Tensor:
+        return self.means
+
     @property
     def std(self) -> float:
         "The common standard deviation (mode counting needs one)."
-        check(bool((self.stds == self.stds[0]).all()), 'std', 'a mixture with one common std', self.stds.tolist())
+        check(
+            bool((self.stds == self.stds[0]).all()),
+            'std',
+            'a mixture with one common std',
+            self.stds.tolist(),
+        )
         return self.stds[0].item()
+
     @property
-    def dim(self) -> int: return self.means.shape[1]
+    def dim(self) -> int:
+        return self.means.shape[1]
+
     @property
-    def n_modes(self) -> int: return len(self.means)
+    def n_modes(self) -> int:
+        return len(self.means)
+
     @property
     def shape(self) -> tuple[int]:
         "The shape of one sample, `(d,)`: what a trainer needs to build models, as for image sets."
         return (self.dim,)
+
     @property
     def n_classes(self) -> int:
         "The components are the classes: `sample` returns each point's component as its label."
@@ -55,33 +83,40 @@ class GaussianMixture:
         "`n` float32 samples and their component labels, drawn with `generator` (a CPU generator)."
         check(isinstance(n, int) and n > 0, 'n', 'a positive integer', n)
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        x = self.means[k] + self.stds[k, None] * torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        x = self.means[k] + self.stds[k, None] * torch.randn(
+            n, self.dim, generator=generator, dtype=torch.float64
+        )
         return x.float().to(device), k.to(device)
 
     def log_prob(self, x) -> torch.Tensor:
         "Exact $\\log p(x)$ in float64 for `x` of shape (N, d), or (N,) in 1-D."
         x = torch.as_tensor(x, dtype=torch.float64).cpu()
-        if x.ndim == 1 and self.dim == 1: x = x[:, None]
+        if x.ndim == 1 and self.dim == 1:
+            x = x[:, None]
         check(x.ndim == 2 and x.shape[1] == self.dim, 'x', f'shape (N, {self.dim})', tuple(x.shape))
-        sq = torch.cdist(x, self.means).square()                                   # (N, K)
+        sq = torch.cdist(x, self.means).square()  # (N, K)
         var = self.stds.square()
         comp = self.weights.log() - 0.5 * self.dim * torch.log(2 * math.pi * var) - sq / (2 * var)
         return torch.logsumexp(comp, dim=1)
 
-    def pdf(self, x) -> torch.Tensor: return self.log_prob(x).exp()
-    def __repr__(self): return f"GaussianMixture(K={self.n_modes}, d={self.dim})"
+    def pdf(self, x) -> torch.Tensor:
+        return self.log_prob(x).exp()
 
-def gaussian(mean: float = 0., std: float = 1.) -> GaussianMixture:
+    def __repr__(self):
+        return f"GaussianMixture(K={self.n_modes}, d={self.dim})"
+
+# %% ../nbs/01_data.ipynb #b112ed4d
+def gaussian(mean: float = 0.0, std: float = 1.0) -> GaussianMixture:
     "A single 1-D Gaussian $N(\\mu, \\sigma^2)$."
     return GaussianMixture([mean], [std])
 
-def ring(n_modes: int = 8, radius: float = 1., std: float = 0.01) -> GaussianMixture:
+def ring(n_modes: int = 8, radius: float = 1.0, std: float = 0.01) -> GaussianMixture:
     "`n_modes` equally weighted Gaussians on a circle (PacGAN: 8 modes, radius 1, std 0.01)."
     check(isinstance(n_modes, int) and n_modes > 0, 'n_modes', 'a positive integer', n_modes)
     angle = 2 * math.pi * torch.arange(n_modes, dtype=torch.float64) / n_modes
     return GaussianMixture(radius * torch.stack([angle.cos(), angle.sin()], 1), std)
 
-def grid(side: int = 5, spacing: float = 2., std: float = 0.05) -> GaussianMixture:
+def grid(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> GaussianMixture:
     "`side`² Gaussians on a centred square grid (PacGAN: 5×5 means on {-4,-2,0,2,4}², std 0.05)."
     check(isinstance(side, int) and side > 0, 'side', 'a positive integer', side)
     axis = (torch.arange(side, dtype=torch.float64) - (side - 1) / 2) * spacing
@@ -93,28 +128,45 @@ def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     check(images.dtype == torch.uint8, 'images', 'a uint8 tensor', images.dtype)
     return images.float().div_(127.5).sub_(1)
 
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     "float images in [-1, 1] → uint8 pixels (values outside are clamped)."
     return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
 
 class ImageTensors(torch.utils.data.Dataset):
     """An image set held as one uint8 tensor (N, C, H, W) with int64 labels; items and batches come out in [-1, 1].
 
     Like `GaussianMixture`, it tells a trainer what it needs: `shape` (C, H, W), `n_classes`, and
     `centers` (None: an image set has no known mode centres to count)."""
+
     centers = None
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: list[str] | None = None, name: str = ''):
-        check(images.dtype == torch.uint8 and images.ndim == 4, 'images', 'a uint8 tensor of shape (N, C, H, W)',
-              f'{images.dtype} of shape {tuple(images.shape)}')
+
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, classes: list[str] | None = None, name: str = ''
+    ):
+        check(
+            images.dtype == torch.uint8 and images.ndim == 4,
+            'images',
+            'a uint8 tensor of shape (N, C, H, W)',
+            f'{images.dtype} of shape {tuple(images.shape)}',
+        )
         check(labels.shape == (len(images),), 'labels', f'shape ({len(images)},)', tuple(labels.shape))
         self.images, self.labels, self.classes, self.name = images, labels.long(), classes, name
 
-    def __len__(self): return len(self.images)
-    def __getitem__(self, i): return to_unit_range(self.images[i]), self.labels[i]
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return to_unit_range(self.images[i]), self.labels[i]
+
     @property
-    def shape(self) -> tuple: return tuple(self.images.shape[1:])
+    def shape(self) -> tuple:
+        return tuple(self.images.shape[1:])
+
     @property
-    def n_classes(self) -> int: return len(self.classes) if self.classes else int(self.labels.max()) + 1
+    def n_classes(self) -> int:
+        return len(self.classes) if self.classes else int(self.labels.max()) + 1
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None):
         "A minibatch of `n` images drawn uniformly with replacement, and their labels."
@@ -122,13 +174,16 @@ class ImageTensors(torch.utils.data.Dataset):
         i = torch.randint(len(self), (n,), generator=generator)
         return to_unit_range(self.images[i]).to(device), self.labels[i].to(device)
 
-    def __repr__(self): return f"ImageTensors({self.name!r}, n={len(self)}, shape={self.shape})"
+    def __repr__(self):
+        return f"ImageTensors({self.name!r}, n={len(self)}, shape={self.shape})"
 
 # %% ../nbs/01_data.ipynb #79cf6084
 class IDXError(ValueError):
     "An IDX file that is truncated, corrupt or not IDX at all."
 
+
 _IDX_TYPES = {0x08: '>u1', 0x09: '>i1', 0x0B: '>i2', 0x0C: '>i4', 0x0D: '>f4', 0x0E: '>f8'}
+
 
 def read_idx(path: str | os.PathLike) -> torch.Tensor:
     "Read an IDX file (optionally gzipped) into a tensor, refusing truncated or corrupt files."
@@ -136,50 +191,74 @@ def read_idx(path: str | os.PathLike) -> torch.Tensor:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == '.gz' else path.read_bytes()
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise IDXError(f"{path}: corrupt or truncated gzip file ({e}); delete it and fetch it again") from None
+        raise IDXError(
+            f"{path}: corrupt or truncated gzip file ({e}); delete it and fetch it again"
+        ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise IDXError(f"{path}: not an IDX file (header bytes {raw[:4].hex() or 'missing'})")
     ndim, dtype = raw[3], np.dtype(_IDX_TYPES[raw[2]])
     if len(raw) < 4 + 4 * ndim:
         raise IDXError(f"{path}: truncated IDX header ({len(raw)} bytes for {ndim} dimensions)")
-    shape = tuple(int.from_bytes(raw[4 + 4*i: 8 + 4*i], 'big') for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], 'big') for i in range(ndim))
     expected, found = math.prod(shape) * dtype.itemsize, len(raw) - 4 - 4 * ndim
     if found != expected:
         what = 'truncated' if found < expected else 'has trailing bytes'
-        raise IDXError(f"{path}: IDX file {what}: its header promises shape {shape} = {expected} bytes of data, found {found}")
+        raise IDXError(
+            f"{path}: IDX file {what}: its header promises shape {shape} = {expected} bytes of data, found {found}"
+        )
     data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(shape)
     return torch.from_numpy(data.astype(dtype.newbyteorder('='), copy=True))
 
 # %% ../nbs/01_data.ipynb #8ffb9de4
 def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
     "The folders searched for data: `root` alone if given, else `$GANLAB_DATA`, `./data`, `/usr/share/datasets`."
-    if root is not None: return [Path(root).expanduser()]
+    if root is not None:
+        return [Path(root).expanduser()]
     env = os.environ.get('GANLAB_DATA')
     return [Path(p).expanduser() for p in (env, 'data', '/usr/share/datasets') if p]
 
-def _download_root(root) -> Path: return data_roots(root)[0]
+def _download_root(root) -> Path:
+    return data_roots(root)[0]
 
 # torchvision class name, Debian folder names, class names, how to get it
 _IDX_SETS = {
     'mnist': ('MNIST', ['mnist'], [str(i) for i in range(10)], None),
-    'fashion_mnist': ('FashionMNIST', ['fashion-mnist', 'fashion_mnist'],
-                      ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
-                      'apt-get install dataset-fashion-mnist'),
+    'fashion_mnist': (
+        'FashionMNIST',
+        ['fashion-mnist', 'fashion_mnist'],
+        [
+            'T-shirt/top',
+            'Trouser',
+            'Pullover',
+            'Dress',
+            'Coat',
+            'Sandal',
+            'Shirt',
+            'Sneaker',
+            'Bag',
+            'Ankle boot',
+        ],
+        'apt-get install dataset-fashion-mnist',
+    ),
 }
 
 def _find_idx(tv_name, folders, prefix, roots):
     "Return (images_path, labels_path) of the first folder holding both, and the folders searched."
     searched = []
     for r in roots:
-        for d in [r/tv_name/'raw', *(r/f for f in folders), r/tv_name, r]:
+        for d in [r / tv_name / 'raw', *(r / f for f in folders), r / tv_name, r]:
             searched.append(d)
             found = []
             for kind in ('images-idx3', 'labels-idx1'):
-                base = d/f'{prefix}-{kind}-ubyte'
-                found.append(next((p for p in (base, base.with_name(base.name + '.gz')) if p.is_file()), None))
-            if all(found): return found, searched
+                base = d / f'{prefix}-{kind}-ubyte'
+                found.append(
+                    next((p for p in (base, base.with_name(base.name + '.gz')) if p.is_file()), None)
+                )
+            if all(found):
+                return found, searched
     return None, searched
 
+# %% ../nbs/01_data.ipynb #b191a35a
 def _load_idx_set(key, split='train', root=None, download=True) -> ImageTensors:
     tv_name, folders, classes, apt = _IDX_SETS[key]
     check(split in ('train', 'test'), 'split', "'train' or 'test'", split)
@@ -188,20 +267,31 @@ def _load_idx_set(key, split='train', root=None, download=True) -> ImageTensors:
     problem = ''
     if files is None and download:
         import torchvision
+
         try:
-            getattr(torchvision.datasets, tv_name)(str(_download_root(root)), train=split == 'train', download=True)
+            getattr(torchvision.datasets, tv_name)(
+                str(_download_root(root)), train=split == 'train', download=True
+            )
             files, _ = _find_idx(tv_name, folders, prefix, [_download_root(root)])
-        except Exception as e: problem = f" torchvision's download failed: {str(e).splitlines()[-1]}."
+        except Exception as e:
+            problem = f" torchvision's download failed: {str(e).splitlines()[-1]}."
     if files is None:
-        how = [f"online: ganlab.data.load({key.replace('_', '-')!r}, split={split!r}, root='data', download=True)"]
-        if apt: how.append(f"on Debian/Ubuntu: {apt}")
+        how = [
+            f"online: ganlab.data.load({key.replace('_', '-')!r}, split={split!r}, root='data', download=True)"
+        ]
+        if apt:
+            how.append(f"on Debian/Ubuntu: {apt}")
         raise FileNotFoundError(
             f"{key.replace('_', '-')} ({split} split) not found: looked for {prefix}-images-idx3-ubyte[.gz] and "
             f"{prefix}-labels-idx1-ubyte[.gz] in {', '.join(map(str, searched))}.{problem} To get it, "
-            + '; or '.join(how) + '. Set GANLAB_DATA to the folder that holds it.')
+            + '; or '.join(how)
+            + '. Set GANLAB_DATA to the folder that holds it.'
+        )
     images, labels = read_idx(files[0]), read_idx(files[1])
     if images.ndim != 3 or labels.shape != (len(images),):
-        raise IDXError(f"{files[0]} and {files[1]} do not match: images {tuple(images.shape)}, labels {tuple(labels.shape)}")
+        raise IDXError(
+            f"{files[0]} and {files[1]} do not match: images {tuple(images.shape)}, labels {tuple(labels.shape)}"
+        )
     return ImageTensors(images[:, None], labels.long(), classes, f'{key}-{split}')
 
 # %% ../nbs/01_data.ipynb #79de4a81
@@ -209,48 +299,71 @@ def _tv_or_explain(name, make, root, download, how):
     "Try each root with torchvision's class (download only into the first); explain what was searched."
     roots, errors = data_roots(root), []
     for i, r in enumerate(roots):
-        try: return make(str(r), download and i == 0)
-        except Exception as e: errors.append(f"{r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        try:
+            return make(str(r), download and i == 0)
+        except Exception as e:
+            errors.append(f"{r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     raise FileNotFoundError(f"{name} not found ({'; '.join(errors)}). To get it: {how}.")
+
 
 def _load_cifar10(split='train', root=None, download=True) -> ImageTensors:
     import torchvision
+
     check(split in ('train', 'test'), 'split', "'train' or 'test'", split)
-    ds = _tv_or_explain('cifar10', lambda r, d: torchvision.datasets.CIFAR10(r, train=split == 'train', download=d),
-                        root, download, "online: ganlab.data.load('cifar10', root='data', download=True)")
+    ds = _tv_or_explain(
+        'cifar10',
+        lambda r, d: torchvision.datasets.CIFAR10(r, train=split == 'train', download=d),
+        root,
+        download,
+        "online: ganlab.data.load('cifar10', root='data', download=True)",
+    )
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     return ImageTensors(images, torch.tensor(ds.targets), ds.classes, f'cifar10-{split}')
+
 
 def _load_celeba(split='train', root=None, download=True, size: int = 64) -> ImageTensors:
     import torchvision
     from torchvision.transforms import v2
     from tqdm.auto import tqdm
+
     check(split in ('train', 'valid', 'test', 'all'), 'split', "'train', 'valid', 'test' or 'all'", split)
-    ds = _tv_or_explain('celeba', lambda r, d: torchvision.datasets.CelebA(r, split=split, download=d),
-                        root, download, "online (needs gdown): ganlab.data.load('celeba', root='data', download=True)")
+    ds = _tv_or_explain(
+        'celeba',
+        lambda r, d: torchvision.datasets.CelebA(r, split=split, download=d),
+        root,
+        download,
+        "online (needs gdown): ganlab.data.load('celeba', root='data', download=True)",
+    )
     tf = v2.Compose([v2.PILToTensor(), v2.CenterCrop(178), v2.Resize(size, antialias=True)])
     images = torch.stack([tf(ds[i][0]) for i in tqdm(range(len(ds)), desc=f'celeba {split} → {size}px')])
     return ImageTensors(images, torch.zeros(len(images), dtype=torch.long), ['face'], f'celeba-{split}')
 
 # %% ../nbs/01_data.ipynb #2cba392b
-def stacked_mnist(n: int = 60_000, split: str = 'train', root=None, download: bool = True, seed: int = 0) -> ImageTensors:
+def stacked_mnist(
+    n: int = 60_000, split: str = 'train', root=None, download: bool = True, seed: int = 0
+) -> ImageTensors:
     "`n` images whose 3 channels are 3 random MNIST digits; label = 100·d₁ + 10·d₂ + d₃ (1000 modes)."
     check(isinstance(n, int) and n > 0, 'n', 'a positive integer', n)
     mnist = _load_idx_set('mnist', split, root, download)
     idx = torch.randint(len(mnist), (n, 3), generator=torch.Generator().manual_seed(seed))
-    images = mnist.images[idx, 0]                                     # (n, 3, 28, 28)
+    images = mnist.images[idx, 0]  # (n, 3, 28, 28)
     digits = mnist.labels[idx]
     labels = 100 * digits[:, 0] + 10 * digits[:, 1] + digits[:, 2]
     return ImageTensors(images, labels, [f'{i:03d}' for i in range(1000)], f'stacked-mnist-{split}')
 
 # %% ../nbs/01_data.ipynb #41ef1d2c
 datasets = Registry('dataset')
+
+
 def _synthetic(make):
     """A loader for a synthetic mixture, with the image loaders' arguments: one distribution, so every
     `split` is the same one, and nothing to find (`root`) or download."""
+
     def load_mixture(split: str = 'train', root=None, download: bool = True, **kwargs) -> GaussianMixture:
         return make(**kwargs)
+
     return load_mixture
+
 
 datasets.register('ring8', _synthetic(ring))
 datasets.register('grid25', _synthetic(grid))
@@ -259,6 +372,7 @@ datasets.register('fashion-mnist', lambda **kw: _load_idx_set('fashion_mnist', *
 datasets.register('cifar10', _load_cifar10)
 datasets.register('celeba', _load_celeba)
 datasets.register('stacked-mnist', stacked_mnist)
+
 
 def load(name: str, **kwargs):
     "Load data set `name` (see `datasets.names`); keyword arguments go to its loader (split, root, download, ...)."

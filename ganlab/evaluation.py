@@ -18,35 +18,78 @@ import torch
 from torch import nn
 from .core import check, get_device, atomic_write_text
 from . import data as gdata
-from .metrics import (FeatureStats, frechet_distance, inception_score, kid, prdc, mode_coverage,
-                            stacked_mnist_modes)
+from ganlab.metrics import (
+    FeatureStats,
+    frechet_distance,
+    inception_score,
+    kid,
+    prdc,
+    mode_coverage,
+    stacked_mnist_modes,
+)
+
 # The evaluators' public names are re-exported: `ganlab.evaluation` held them before the split.
-from .evaluators import (EVALUATORS, ARCH, EvaluatorCNN, evaluator_key, evaluator_data, augment, Features,
-                               image_batches, extract_features, accuracy, evaluator_dir, train_evaluator,
-                               load_evaluator, evaluator_record, reference_statistics, write_reference_statistics,
-                               InceptionEvaluator)
+from ganlab.evaluators import (
+    EVALUATORS,
+    ARCH,
+    EvaluatorCNN,
+    evaluator_key,
+    evaluator_data,
+    augment,
+    Features,
+    image_batches,
+    extract_features,
+    accuracy,
+    evaluator_dir,
+    train_evaluator,
+    load_evaluator,
+    evaluator_record,
+    reference_statistics,
+    write_reference_statistics,
+    InceptionEvaluator,
+)
 from .recipes import TrainConfig, build_setup
 
 # %% auto #0
 __all__ = ['fid', 'image_metrics', 'stacked_mnist_digits', 'evaluate_run', 'parse_args', 'main']
 
 # %% ../nbs/28b_evaluation.ipynb #25746fcd
-def fid(source, evaluator: str | nn.Module = 'mnist', split: str | None = None, n: int | None = 10_000,
-        batch_size: int = 500, device=None, seed: int = 0, reference: dict | None = None) -> float:
+def fid(
+    source,
+    evaluator: str | nn.Module = 'mnist',
+    split: str | None = None,
+    n: int | None = 10_000,
+    batch_size: int = 500,
+    device=None,
+    seed: int = 0,
+    reference: dict | None = None,
+) -> float:
     """FID of `n` images from `source` (image set, tensor, generator or sampler; `n=None` takes a whole set) against the
-    stored reference statistics of `evaluator` on `split` (or `reference` = dict(mu=..., sigma=...)), features streamed."""
+    stored reference statistics of `evaluator` on `split` (or `reference` = dict(mu=..., sigma=...)), features streamed.
+    """
     model = load_evaluator(evaluator, device) if isinstance(evaluator, str) else evaluator
     reference = reference or reference_statistics(getattr(model, 'name', evaluator), split)
     stats = FeatureStats()
     device = get_device(device) if device is not None else next(model.parameters()).device
     for images in image_batches(source, n, batch_size, device, seed):
-        with torch.no_grad(): stats.update(model.eval().features(images))
+        with torch.no_grad():
+            stats.update(model.eval().features(images))
     return frechet_distance(stats.mu, stats.sigma, reference['mu'], reference['sigma'])
 
 # %% ../nbs/28b_evaluation.ipynb #bb8d8327
-def image_metrics(evaluator: nn.Module, source, real: gdata.ImageTensors, reference: dict | None = None, n: int = 10_000,
-                  n_pr: int = 5000, batch_size: int = 500, device=None, seed: int = 1234, kid_subsets: int = 100,
-                  kid_subset_size: int = 1000) -> dict:
+def image_metrics(
+    evaluator: nn.Module,
+    source,
+    real: gdata.ImageTensors,
+    reference: dict | None = None,
+    n: int = 10_000,
+    n_pr: int = 5000,
+    batch_size: int = 500,
+    device=None,
+    seed: int = 1234,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+) -> dict:
     "FID, KID, IS, precision, recall, density and coverage of `n` images from `source` against `real`, through `evaluator`."
     check(isinstance(n, int) and n >= 2, 'n', 'at least 2 generated samples', n)
     check(isinstance(n_pr, int) and n_pr > 5, 'n_pr', 'more than 5 samples for precision/recall', n_pr)
@@ -57,26 +100,37 @@ def image_metrics(evaluator: nn.Module, source, real: gdata.ImageTensors, refere
     if reference is None:
         stats = FeatureStats()
         for images in image_batches(real, None, batch_size, next(evaluator.parameters()).device, seed):
-            with torch.no_grad(): stats.update(evaluator.features(images))
+            with torch.no_grad():
+                stats.update(evaluator.features(images))
         reference = dict(mu=stats.mu, sigma=stats.sigma, n=stats.n)
     fake_stats = FeatureStats().update(fake.features)
     is_mean, is_std = inception_score(fake.logits.double().softmax(1), splits=min(10, n))
     kid_mean, kid_std = kid(real_feats, fake.features, kid_subsets, kid_subset_size, seed=seed)
     m = min(n_pr, n, n_real)
-    out = dict(fid=frechet_distance(fake_stats.mu, fake_stats.sigma, reference['mu'], reference['sigma']),
-               kid=kid_mean, kid_std=kid_std, inception_score=is_mean, inception_score_std=is_std,
-               **prdc(real_feats[:m], fake.features[:m]))
-    return dict(out, samples=n, real_samples=n_real, pr_samples=m, reference_samples=int(reference.get('n', 0)))
+    out = dict(
+        fid=frechet_distance(fake_stats.mu, fake_stats.sigma, reference['mu'], reference['sigma']),
+        kid=kid_mean,
+        kid_std=kid_std,
+        inception_score=is_mean,
+        inception_score_std=is_std,
+        **prdc(real_feats[:m], fake.features[:m]),
+    )
+    return dict(
+        out, samples=n, real_samples=n_real, pr_samples=m, reference_samples=int(reference.get('n', 0))
+    )
 
 # %% ../nbs/28b_evaluation.ipynb #844d6c17
 @torch.no_grad()
-def stacked_mnist_digits(model: nn.Module, source, n: int | None = None, batch_size: int = 500, device=None, seed: int = 0) -> torch.Tensor:
+def stacked_mnist_digits(
+    model: nn.Module, source, n: int | None = None, batch_size: int = 500, device=None, seed: int = 0
+) -> torch.Tensor:
     "Digits (N, 3) read by an MNIST evaluator in the three channels of Stacked MNIST images from `source`."
     device = get_device(device) if device is not None else next(model.parameters()).device
-    model.eval(); out = []
+    model.eval()
+    out = []
     for images in image_batches(source, n, batch_size, device, seed):
         check(images.shape[1] == 3, 'source', 'Stacked MNIST images with 3 channels', tuple(images.shape))
-        out.append(torch.stack([model(images[:, c:c + 1]).argmax(1) for c in range(3)], 1).cpu())
+        out.append(torch.stack([model(images[:, c : c + 1]).argmax(1) for c in range(3)], 1).cpu())
     return torch.cat(out)
 
 # %% ../nbs/28b_evaluation.ipynb #24296375
@@ -84,37 +138,52 @@ def _rebuild_generator(cfg: dict, state: dict, data, ema: bool) -> tuple[nn.Modu
     "The run's generator with its trained (or EMA) weights, a sampler of its conditioning (or None), and which weights."
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     setup = build_setup(TrainConfig(**{k: v for k, v in cfg.items() if k in known}), data)
-    G = setup.G                                          # the same construction as training
+    G = setup.G  # the same construction as training
     conditioning = setup.conditioning if setup.conditioning.kind else None
     weights = state.get('callbacks', {}).get('EMA') if ema else None
     try:
         G.load_state_dict(weights or state['generator'])
     except RuntimeError as e:
-        raise ValueError(f"checkpoint: expected generator weights for {cfg['arch']} with latent_dim="
-                         f"{cfg['latent_dim']}, width={cfg['width']}, got weights that do not fit "
-                         f"({str(e).splitlines()[0]})") from None
+        raise ValueError(
+            f"checkpoint: expected generator weights for {cfg['arch']} with latent_dim="
+            f"{cfg['latent_dim']}, width={cfg['width']}, got weights that do not fit "
+            f"({str(e).splitlines()[0]})"
+        ) from None
     return G, conditioning, 'ema' if weights else 'generator'
 
 def _sampler(G: nn.Module, conditioning, seed: int, device) -> Callable[[int], torch.Tensor]:
     "b -> b samples of G at latents (and conditions) drawn from one seeded random generator."
     gen = torch.Generator().manual_seed(seed)
+
     def sample(b: int) -> torch.Tensor:
         z = torch.randn(b, G.latent_dim, generator=gen).to(device)
-        if conditioning is None: return G(z)
+        if conditioning is None:
+            return G(z)
         return conditioning.generate(G, z, conditioning.sample(b, gen, device))
+
     return sample
 
-def evaluate_run(run_dir, samples: int | None = None, pr_samples: int = 5000, batch_size: int = 500, device='auto',
-                 seed: int = 1234, ema: bool = True, inception_weights=None, kid_subsets: int = 100,
-                 kid_subset_size: int = 1000) -> dict:
+# %% ../nbs/28b_evaluation.ipynb #31aeca30
+def evaluate_run(
+    run_dir,
+    samples: int | None = None,
+    pr_samples: int = 5000,
+    batch_size: int = 500,
+    device='auto',
+    seed: int = 1234,
+    ema: bool = True,
+    inception_weights=None,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+) -> dict:
     "Compute a run's metrics (see the chapter) and merge them into its metrics.json; returns what was computed."
     run = Path(run_dir)
     check(run.is_dir(), 'run_dir', 'a run folder written by ganlab-train', str(run))
     for name in ('config.json', 'checkpoint.pt'):
-        check((run/name).is_file(), 'run_dir', f'a run folder holding {name}', f'{run} without it')
-    cfg = json.loads((run/'config.json').read_text())
+        check((run / name).is_file(), 'run_dir', f'a run folder holding {name}', f'{run} without it')
+    cfg = json.loads((run / 'config.json').read_text())
     device = get_device(device)
-    state = torch.load(run/'checkpoint.pt', map_location='cpu', weights_only=False)   # the run's own file
+    state = torch.load(run / 'checkpoint.pt', map_location='cpu', weights_only=False)  # the run's own file
     name = cfg['data']
     data = gdata.load(name, split=cfg.get('split', 'train'), download=False)
     G, conditioning, which = _rebuild_generator(cfg, state, data, ema)
@@ -128,81 +197,178 @@ def evaluate_run(run_dir, samples: int | None = None, pr_samples: int = 5000, ba
             out.update(samples=n, evaluator='pacgan-modes', **mode_coverage(fake, data.centers, data.std))
         elif name == 'stacked-mnist':
             n = samples or 10_000
-            digits = stacked_mnist_digits(load_evaluator('mnist', device), _sampler(G, conditioning, seed, device), n, batch_size)
+            digits = stacked_mnist_digits(
+                load_evaluator('mnist', device), _sampler(G, conditioning, seed, device), n, batch_size
+            )
             out.update(samples=n, evaluator='mnist', **stacked_mnist_modes(digits))
         else:
             n = samples or 10_000
             split = cfg.get('split', 'train')
-            if inception_weights is not None: evaluator, reference = InceptionEvaluator(inception_weights).to(device), None
+            if inception_weights is not None:
+                evaluator, reference = InceptionEvaluator(inception_weights).to(device), None
             elif _key_or_none(name) is not None:
                 evaluator = load_evaluator(name, device)
-                try: reference = reference_statistics(name, split)
-                except ValueError: reference = None          # a split without stored statistics: computed from the data
+                try:
+                    reference = reference_statistics(name, split)
+                except ValueError:
+                    reference = None  # a split without stored statistics: computed from the data
             else:
-                raise ValueError(f"data: expected a data set with a ganlab evaluator ({', '.join(EVALUATORS)}), or pass "
-                                 f"--inception-weights FILE for {name!r}, got {name!r}")
-            out.update(evaluator=evaluator.name, **image_metrics(evaluator, _sampler(G, conditioning, seed, device), data,
-                       reference, n, pr_samples, batch_size, device, seed, kid_subsets, kid_subset_size))
+                raise ValueError(
+                    f"data: expected a data set with a ganlab evaluator ({', '.join(EVALUATORS)}), or pass "
+                    f"--inception-weights FILE for {name!r}, got {name!r}"
+                )
+            out.update(
+                evaluator=evaluator.name,
+                **image_metrics(
+                    evaluator,
+                    _sampler(G, conditioning, seed, device),
+                    data,
+                    reference,
+                    n,
+                    pr_samples,
+                    batch_size,
+                    device,
+                    seed,
+                    kid_subsets,
+                    kid_subset_size,
+                ),
+            )
     out['eval_seconds'] = round(time.perf_counter() - t0, 2)
-    path = run/'metrics.json'
+    path = run / 'metrics.json'
     merged = json.loads(path.read_text()) if path.is_file() else {}
     atomic_write_text(path, json.dumps({**merged, **out}, indent=2))
     return out
 
+# %% ../nbs/28b_evaluation.ipynb #09d21ba7
 def _key_or_none(name: str) -> str | None:
-    try: return evaluator_key(name)
-    except ValueError: return None
+    try:
+        return evaluator_key(name)
+    except ValueError:
+        return None
 
 # %% ../nbs/28b_evaluation.ipynb #bfb5f3b8
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog='ganlab-eval', description=(
-        "Score a run folder written by ganlab-train and merge the numbers into its metrics.json (existing keys are kept). "
-        "2-D mixtures (ring8, grid25): PacGAN mode coverage. mnist, fashion-mnist: FID, KID, Inception Score, precision, "
-        "recall, density and coverage through ganlab's own evaluator network (data/evaluators). stacked-mnist: modes "
-        "hit (of 1000) and KL. Other image sets: the same image metrics through Inception-v3 with --inception-weights. "
-        "Numbers from ganlab's evaluators are comparable with each other, not with Inception-based numbers in papers."),
+    p = argparse.ArgumentParser(
+        prog='ganlab-eval',
+        description=(
+            "Score a run folder written by ganlab-train and merge the numbers into its metrics.json (existing keys are kept). "
+            "2-D mixtures (ring8, grid25): PacGAN mode coverage. mnist, fashion-mnist: FID, KID, Inception Score, precision, "
+            "recall, density and coverage through ganlab's own evaluator network (data/evaluators). stacked-mnist: modes "
+            "hit (of 1000) and KL. Other image sets: the same image metrics through Inception-v3 with --inception-weights. "
+            "Numbers from ganlab's evaluators are comparable with each other, not with Inception-based numbers in papers."
+        ),
         epilog="examples: ganlab-eval runs/ring8-nsgan-1 · ganlab-eval runs/fashion-mnist-wgan-gp-1 --samples 10000 · "
-               "ganlab-eval --train-evaluator mnist (reproduces data/evaluators/mnist.*)")
-    p.add_argument('run_dir', nargs='?', metavar='RUN_DIR', help='run folder holding config.json and checkpoint.pt')
-    p.add_argument('--samples', type=int, default=None, help='generated samples (default: 10000 for images, 2500 for 2-D mixtures)')
-    p.add_argument('--pr-samples', type=int, default=5000, help='samples for precision/recall/density/coverage (default: 5000)')
+        "ganlab-eval --train-evaluator mnist (reproduces data/evaluators/mnist.*)",
+    )
+    p.add_argument(
+        'run_dir', nargs='?', metavar='RUN_DIR', help='run folder holding config.json and checkpoint.pt'
+    )
+    p.add_argument(
+        '--samples',
+        type=int,
+        default=None,
+        help='generated samples (default: 10000 for images, 2500 for 2-D mixtures)',
+    )
+    p.add_argument(
+        '--pr-samples',
+        type=int,
+        default=5000,
+        help='samples for precision/recall/density/coverage (default: 5000)',
+    )
     p.add_argument('--kid-subsets', type=int, default=100, help='KID: random subsets (default: 100)')
-    p.add_argument('--kid-subset-size', type=int, default=1000, help='KID: samples per subset (default: 1000)')
+    p.add_argument(
+        '--kid-subset-size', type=int, default=1000, help='KID: samples per subset (default: 1000)'
+    )
     p.add_argument('--batch-size', type=int, default=500, help='images per forward pass (default: 500)')
-    p.add_argument('--device', default='auto', help="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (default: auto)")
-    p.add_argument('--seed', type=int, default=None, help="seed of the latents (default: 1234, as ganlab-train's final evaluation); "
-                   "with --train-evaluator, the training seed (default: 0)")
-    p.add_argument('--no-ema', action='store_true', help="use the trained generator even when the run kept EMA weights")
-    p.add_argument('--inception-weights', metavar='FILE', help="Inception-v3 state dict (torchvision's ImageNet weights) for data sets without a ganlab evaluator")
-    p.add_argument('--train-evaluator', metavar='NAME', help=f"instead of scoring a run, train evaluator NAME ({', '.join(EVALUATORS)}) and write its files")
-    p.add_argument('--epochs', type=int, default=None, help='--train-evaluator: epochs (default: 30 for mnist, 15 for fashion-mnist)')
-    p.add_argument('--threads', type=int, default=None, help="torch's CPU threads (default: torch's choice; 1 with --train-evaluator, "
-                   "which the record names); 1 is often faster on a busy machine")
-    p.add_argument('--out', help='--train-evaluator: output folder (default: data/evaluators, or $GANLAB_EVALUATORS)')
+    p.add_argument(
+        '--device',
+        default='auto',
+        help="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (default: auto)",
+    )
+    p.add_argument(
+        '--seed',
+        type=int,
+        default=None,
+        help="seed of the latents (default: 1234, as ganlab-train's final evaluation); "
+        "with --train-evaluator, the training seed (default: 0)",
+    )
+    p.add_argument(
+        '--no-ema', action='store_true', help="use the trained generator even when the run kept EMA weights"
+    )
+    p.add_argument(
+        '--inception-weights',
+        metavar='FILE',
+        help="Inception-v3 state dict (torchvision's ImageNet weights) for data sets without a ganlab evaluator",
+    )
+    p.add_argument(
+        '--train-evaluator',
+        metavar='NAME',
+        help=f"instead of scoring a run, train evaluator NAME ({', '.join(EVALUATORS)}) and write its files",
+    )
+    p.add_argument(
+        '--epochs',
+        type=int,
+        default=None,
+        help='--train-evaluator: epochs (default: 30 for mnist, 15 for fashion-mnist)',
+    )
+    p.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help="torch's CPU threads (default: torch's choice; 1 with --train-evaluator, "
+        "which the record names); 1 is often faster on a busy machine",
+    )
+    p.add_argument(
+        '--out', help='--train-evaluator: output folder (default: data/evaluators, or $GANLAB_EVALUATORS)'
+    )
     p.add_argument('--quiet', action='store_true', help='print only the summary line')
     return p.parse_args(argv)
 
+# %% ../nbs/28b_evaluation.ipynb #b67c099d
 def _summary(out: dict) -> str:
     if 'modes' in out and 'high_quality' in out:
         return f"modes {out['modes']}/{out['n_modes']} · high quality {out['high_quality']:.1%} · reverse KL {out['reverse_kl']:.3f}"
-    if 'modes' in out: return f"modes {out['modes']}/{out['n_modes']} · KL {out['kl']:.3f}"
-    return (f"FID {out['fid']:.2f} · KID {out['kid']:.4f} ± {out['kid_std']:.4f} · IS {out['inception_score']:.2f} · "
-            f"precision {out['precision']:.3f} · recall {out['recall']:.3f} · density {out['density']:.3f} · coverage {out['coverage']:.3f}")
+    if 'modes' in out:
+        return f"modes {out['modes']}/{out['n_modes']} · KL {out['kl']:.3f}"
+    return (
+        f"FID {out['fid']:.2f} · KID {out['kid']:.4f} ± {out['kid_std']:.4f} · IS {out['inception_score']:.2f} · "
+        f"precision {out['precision']:.3f} · recall {out['recall']:.3f} · density {out['density']:.3f} · coverage {out['coverage']:.3f}"
+    )
 
 def main(argv=None) -> int:
     "Entry point of `ganlab-eval`."
     args = parse_args(argv)
     try:
         if args.train_evaluator:
-            train_evaluator(args.train_evaluator, seed=0 if args.seed is None else args.seed, epochs=args.epochs,
-                            threads=args.threads or 1, out=args.out, log=(lambda s: None) if args.quiet else print)
+            train_evaluator(
+                args.train_evaluator,
+                seed=0 if args.seed is None else args.seed,
+                epochs=args.epochs,
+                threads=args.threads or 1,
+                out=args.out,
+                log=(lambda s: None) if args.quiet else print,
+            )
             return 0
-        if args.threads: torch.set_num_threads(args.threads)
+        if args.threads:
+            torch.set_num_threads(args.threads)
         check(args.run_dir is not None, 'RUN_DIR', 'a run folder (or --train-evaluator NAME)', None)
-        out = evaluate_run(args.run_dir, args.samples, args.pr_samples, args.batch_size, args.device, 1234 if args.seed is None else args.seed,
-                           not args.no_ema, args.inception_weights, args.kid_subsets, args.kid_subset_size)
+        out = evaluate_run(
+            args.run_dir,
+            args.samples,
+            args.pr_samples,
+            args.batch_size,
+            args.device,
+            1234 if args.seed is None else args.seed,
+            not args.no_ema,
+            args.inception_weights,
+            args.kid_subsets,
+            args.kid_subset_size,
+        )
     except (ValueError, KeyError, FileNotFoundError) as e:
-        print(f"ganlab-eval: {e.args[0] if e.args else e}", file=sys.stderr); return 2
-    print(f"ganlab-eval: {_summary(out)} ({out['samples']} samples, {out['evaluator']}, step {out['eval_step']}, "
-          f"{out['eval_seconds']:.1f} s) → {Path(args.run_dir)/'metrics.json'}")
+        print(f"ganlab-eval: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    print(
+        f"ganlab-eval: {_summary(out)} ({out['samples']} samples, {out['evaluator']}, step {out['eval_step']}, "
+        f"{out['eval_seconds']:.1f} s) → {Path(args.run_dir)/'metrics.json'}"
+    )
     return 0

@@ -29,34 +29,78 @@ __all__ = ['EVALUATORS', 'ARCH', 'EvaluatorCNN', 'evaluator_key', 'evaluator_dat
 
 # %% ../nbs/28a_evaluators.ipynb #d5c211d3
 def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
+    return [
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    ]
+
 
 class EvaluatorCNN(nn.Module):
     "A small classifier for 28×28 images in [-1, 1]: `features(x)` (N, feature_dim) scaled pre-activations, `head(features)` logits."
-    def __init__(self, channels: int = 1, n_classes: int = 10, width: int = 32, feature_dim: int = 128, dropout: float = 0.3):
+
+    def __init__(
+        self,
+        channels: int = 1,
+        n_classes: int = 10,
+        width: int = 32,
+        feature_dim: int = 128,
+        dropout: float = 0.3,
+    ):
         super().__init__()
         self.in_shape = (channels, 28, 28)
-        self.body = nn.Sequential(*_conv_block(channels, width), *_conv_block(width, 2 * width),
-                                  *_conv_block(2 * width, 4 * width), nn.Flatten(), nn.Linear(4 * width * 3 * 3, feature_dim))
+        self.body = nn.Sequential(
+            *_conv_block(channels, width),
+            *_conv_block(width, 2 * width),
+            *_conv_block(2 * width, 4 * width),
+            nn.Flatten(),
+            nn.Linear(4 * width * 3 * 3, feature_dim),
+        )
         self.classifier = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(feature_dim, n_classes))
-        self.register_buffer('feature_scale', torch.ones(()))   # set after training: features of training images have RMS 1
+        self.register_buffer(
+            'feature_scale', torch.ones(())
+        )  # set after training: features of training images have RMS 1
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         "Penultimate features (before the ReLU, divided by `feature_scale`) of images (N, C, 28, 28) in [-1, 1]."
-        check(x.ndim == 4 and tuple(x.shape[1:]) == self.in_shape, 'x', f'images of shape (N, {", ".join(map(str, self.in_shape))})', tuple(x.shape))
+        check(
+            x.ndim == 4 and tuple(x.shape[1:]) == self.in_shape,
+            'x',
+            f'images of shape (N, {", ".join(map(str, self.in_shape))})',
+            tuple(x.shape),
+        )
         return self.body(x) / self.feature_scale
 
-    def head(self, features: torch.Tensor) -> torch.Tensor: return self.classifier(features * self.feature_scale)
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.head(self.features(x))
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(features * self.feature_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
 
 # %% ../nbs/28a_evaluators.ipynb #459f4ab8
 EVALUATORS = {
-    'mnist': dict(data='mnist', split='test', n_train=8000, split_seed=0, epochs=30, target=0.99,
-                  augment=dict(degrees=10., scale=0.1, shift=2, flip=False), reference_splits=('test',)),
-    'fashion-mnist': dict(data='fashion-mnist', split=None, epochs=15, target=0.91,
-                          augment=dict(degrees=0., scale=0., shift=2, flip=True), reference_splits=('train', 'test')),
+    'mnist': dict(
+        data='mnist',
+        split='test',
+        n_train=8000,
+        split_seed=0,
+        epochs=30,
+        target=0.99,
+        augment=dict(degrees=10.0, scale=0.1, shift=2, flip=False),
+        reference_splits=('test',),
+    ),
+    'fashion-mnist': dict(
+        data='fashion-mnist',
+        split=None,
+        epochs=15,
+        target=0.91,
+        augment=dict(degrees=0.0, scale=0.0, shift=2, flip=True),
+        reference_splits=('train', 'test'),
+    ),
 }
 ARCH = dict(channels=1, n_classes=10, width=32, feature_dim=128, dropout=0.3)
+
 
 def evaluator_key(name: str) -> str:
     "The key of the evaluator for data set `name` ('mnist', 'fashion-mnist'; Stacked MNIST reads with MNIST's)."
@@ -64,74 +108,110 @@ def evaluator_key(name: str) -> str:
     check(key in EVALUATORS, 'name', f"an evaluator name, one of {', '.join(map(repr, EVALUATORS))}", name)
     return key
 
+
 def evaluator_data(name: str, root=None) -> tuple[gdata.ImageTensors, gdata.ImageTensors]:
     "The (training, held-out) image sets of evaluator `name`, reproducibly split where needed."
     spec = EVALUATORS[evaluator_key(name)]
     if spec['split'] is None:
-        return (gdata.load(spec['data'], split='train', root=root, download=False),
-                gdata.load(spec['data'], split='test', root=root, download=False))
+        return (
+            gdata.load(spec['data'], split='train', root=root, download=False),
+            gdata.load(spec['data'], split='test', root=root, download=False),
+        )
     full = gdata.load(spec['data'], split=spec['split'], root=root, download=False)
     perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(spec['split_seed']))
-    part = lambda idx, tag: gdata.ImageTensors(full.images[idx], full.labels[idx], full.classes, f'{full.name}-{tag}')
-    return part(perm[:spec['n_train']], 'train'), part(perm[spec['n_train']:], 'held-out')
+    part = lambda idx, tag: gdata.ImageTensors(
+        full.images[idx], full.labels[idx], full.classes, f'{full.name}-{tag}'
+    )
+    return part(perm[: spec['n_train']], 'train'), part(perm[spec['n_train'] :], 'held-out')
 
-def augment(x: torch.Tensor, generator: torch.Generator, degrees: float = 0., scale: float = 0., shift: float = 0.,
-            flip: bool = False) -> torch.Tensor:
+
+def augment(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    degrees: float = 0.0,
+    scale: float = 0.0,
+    shift: float = 0.0,
+    flip: bool = False,
+) -> torch.Tensor:
     "Random affine jitter of images in [-1, 1]: rotation ±`degrees`, zoom 1 ± `scale`, shift ±`shift` pixels, optional horizontal flip."
     n, _, h, w = x.shape
     uniform = lambda *shape: torch.rand(*shape, generator=generator) * 2 - 1
-    angle, zoom, move = uniform(n) * degrees * math.pi / 180, 1 + uniform(n) * scale, uniform(n, 2) * (2 * shift / w)
+    angle, zoom, move = (
+        uniform(n) * degrees * math.pi / 180,
+        1 + uniform(n) * scale,
+        uniform(n, 2) * (2 * shift / w),
+    )
     cos, sin = angle.cos() / zoom, angle.sin() / zoom
     theta = torch.stack([torch.stack([cos, -sin, move[:, 0]], 1), torch.stack([sin, cos, move[:, 1]], 1)], 1)
-    if flip: theta[:, :, 0] *= torch.where(torch.rand(n, generator=generator) < 0.5, -1., 1.)[:, None]
+    if flip:
+        theta[:, :, 0] *= torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)[:, None]
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample((x + 1) / 2, grid.to(x.device), align_corners=False) * 2 - 1   # zeros outside = black
+    return F.grid_sample((x + 1) / 2, grid.to(x.device), align_corners=False) * 2 - 1  # zeros outside = black
 
 # %% ../nbs/28a_evaluators.ipynb #e6db007f
 class Features(NamedTuple):
     "Evaluator outputs for a set of images: penultimate `features` (N, d) and `logits` (N, K), float32 on the CPU."
+
     features: torch.Tensor
     logits: torch.Tensor
 
 def image_batches(source, n: int | None, batch_size: int, device: torch.device, seed: int):
     "Yield batches of images in [-1, 1] on `device` from a data set, a tensor, a generator or a sampler."
-    if isinstance(source, gdata.ImageTensors): source = source.images
+    if isinstance(source, gdata.ImageTensors):
+        source = source.images
     if torch.is_tensor(source):
         total = len(source) if n is None else n
         check(0 < total <= len(source), 'n', f'a number of images from 1 to {len(source)}', n)
         for i in range(0, total, batch_size):
-            batch = source[i:min(i + batch_size, total)]
+            batch = source[i : min(i + batch_size, total)]
             yield (gdata.to_unit_range(batch) if batch.dtype == torch.uint8 else batch.float()).to(device)
         return
     check(isinstance(n, int) and n > 0, 'n', 'the number of samples to draw from a generator or sampler', n)
     if isinstance(source, nn.Module) and hasattr(source, 'latent_dim'):
         gen = torch.Generator().manual_seed(seed)
         for i in range(0, n, batch_size):
-            yield source(torch.randn(min(batch_size, n - i), source.latent_dim, generator=gen).to(device)).float()
+            yield source(
+                torch.randn(min(batch_size, n - i), source.latent_dim, generator=gen).to(device)
+            ).float()
         return
-    check(callable(source), 'source', 'an ImageTensors, an image tensor, a generator with latent_dim, or a function b -> images', type(source).__name__)
+    check(
+        callable(source),
+        'source',
+        'an ImageTensors, an image tensor, a generator with latent_dim, or a function b -> images',
+        type(source).__name__,
+    )
     for i in range(0, n, batch_size):
         b = min(batch_size, n - i)
         images = source(b)
-        check(torch.is_tensor(images) and len(images) == b, 'source', f'a sampler returning {b} images', getattr(images, 'shape', type(images).__name__))
+        check(
+            torch.is_tensor(images) and len(images) == b,
+            'source',
+            f'a sampler returning {b} images',
+            getattr(images, 'shape', type(images).__name__),
+        )
         yield images.float().to(device)
 
+# %% ../nbs/28a_evaluators.ipynb #755edd11
 @torch.no_grad()
-def extract_features(model: nn.Module, source, n: int | None = None, batch_size: int = 500, device=None,
-                     seed: int = 0) -> Features:
+def extract_features(
+    model: nn.Module, source, n: int | None = None, batch_size: int = 500, device=None, seed: int = 0
+) -> Features:
     "Features and logits of `model` (with `features` and `head`) for `n` images of `source`, computed `batch_size` at a time."
     check(isinstance(batch_size, int) and batch_size > 0, 'batch_size', 'a positive integer', batch_size)
     device = get_device(device) if device is not None else next(model.parameters()).device
     modes = [(m, m.training) for m in (model, source) if isinstance(m, nn.Module)]
     model.to(device).eval()
-    if isinstance(source, nn.Module): source.to(device).eval()
+    if isinstance(source, nn.Module):
+        source.to(device).eval()
     feats, logits = [], []
     try:
         for images in image_batches(source, n, batch_size, device, seed):
             f = model.features(images)
-            feats.append(f.float().cpu()); logits.append(model.head(f).float().cpu())
+            feats.append(f.float().cpu())
+            logits.append(model.head(f).float().cpu())
     finally:
-        for m, was_training in modes: m.train(was_training)
+        for m, was_training in modes:
+            m.train(was_training)
     return Features(torch.cat(feats), torch.cat(logits))
 
 def accuracy(model: nn.Module, images: gdata.ImageTensors, batch_size: int = 500, device=None) -> float:
@@ -143,33 +223,56 @@ def accuracy(model: nn.Module, images: gdata.ImageTensors, batch_size: int = 500
 def evaluator_dir() -> Path:
     "Where evaluator weights live: `$GANLAB_EVALUATORS`, else `data/evaluators` next to the `ganlab` package."
     env = os.environ.get('GANLAB_EVALUATORS')
-    return Path(env).expanduser() if env else Path(ganlab.__file__).resolve().parent.parent/'data'/'evaluators'
+    return (
+        Path(env).expanduser()
+        if env
+        else Path(ganlab.__file__).resolve().parent.parent / 'data' / 'evaluators'
+    )
 
-def _sha256(path: Path) -> str: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 def _real_baselines(model: nn.Module, held_out: gdata.ImageTensors) -> dict:
     "IS of real held-out images, and FID between its two halves (what real data scores)."
     out = extract_features(model, held_out)
     half = len(held_out) // 2
-    a, b = FeatureStats().update(out.features[:half]), FeatureStats().update(out.features[half:2 * half])
-    return dict(inception_score_real=round(inception_score(out.logits.double().softmax(1), splits=10)[0], 4),
-                fid_real_halves=round(frechet_distance(a.mu, a.sigma, b.mu, b.sigma), 4), baseline_samples=len(held_out))
+    a, b = FeatureStats().update(out.features[:half]), FeatureStats().update(out.features[half : 2 * half])
+    return dict(
+        inception_score_real=round(inception_score(out.logits.double().softmax(1), splits=10)[0], 4),
+        fid_real_halves=round(frechet_distance(a.mu, a.sigma, b.mu, b.sigma), 4),
+        baseline_samples=len(held_out),
+    )
 
 def _write_reference(model: nn.Module, key: str, splits, out: Path, root=None) -> tuple[dict, Path]:
     "Mean and covariance of `model`'s features on each real split, streamed, saved to `out/<key>-reference.pt`."
     reference = {}
     for split in splits:
-        stats = FeatureStats().update(extract_features(model, gdata.load(EVALUATORS[key]['data'], split=split, root=root, download=False)).features)
+        stats = FeatureStats().update(
+            extract_features(
+                model, gdata.load(EVALUATORS[key]['data'], split=split, root=root, download=False)
+            ).features
+        )
         reference[split] = dict(mu=stats.mu, sigma=stats.sigma, n=stats.n)
-    return reference, atomic_save(reference, Path(out)/f'{key}-reference.pt')
+    return reference, atomic_save(reference, Path(out) / f'{key}-reference.pt')
 
-def train_evaluator(name: str, seed: int = 0, epochs: int | None = None, batch_size: int = 128, lr: float = 2e-3,
-                    threads: int = 1, out=None, root=None, log: Callable[[str], None] = print) -> dict:
+# %% ../nbs/28a_evaluators.ipynb #08ab66c2
+def train_evaluator(
+    name: str,
+    seed: int = 0,
+    epochs: int | None = None,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    threads: int = 1,
+    out=None,
+    root=None,
+    log: Callable[[str], None] = print,
+) -> dict:
     "Train evaluator `name` ('mnist', 'fashion-mnist') from `seed`; write its weights, reference statistics and record to `out`."
     key, spec = evaluator_key(name), EVALUATORS[evaluator_key(name)]
     epochs = epochs or spec['epochs']
     check(isinstance(threads, int) and threads > 0, 'threads', 'a positive integer', threads)
-    previous_threads = torch.get_num_threads(); torch.set_num_threads(threads)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         train_set, held_out = evaluator_data(key, root)
         seed_everything(seed)
@@ -183,97 +286,162 @@ def train_evaluator(name: str, seed: int = 0, epochs: int | None = None, batch_s
             for idx in torch.randperm(len(train_set), generator=gen).split(batch_size):
                 x = augment(gdata.to_unit_range(train_set.images[idx]), gen, **spec['augment'])
                 loss = F.cross_entropy(model(x), train_set.labels[idx])
-                opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); schedule.step()
-            log(f"{key} epoch {epoch + 1}/{epochs}: loss {loss.item():.4f}, held-out accuracy {accuracy(model, held_out):.2%}, "
-                f"{time.perf_counter() - t0:.0f} s")
-        training = dict(seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, threads=threads,
-                        train_seconds=round(time.perf_counter() - t0, 1))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                schedule.step()
+            log(
+                f"{key} epoch {epoch + 1}/{epochs}: loss {loss.item():.4f}, held-out accuracy {accuracy(model, held_out):.2%}, "
+                f"{time.perf_counter() - t0:.0f} s"
+            )
+        training = dict(
+            seed=seed,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            threads=threads,
+            train_seconds=round(time.perf_counter() - t0, 1),
+        )
         return _save_evaluator(model.eval(), key, train_set, held_out, training, out, root, log)
-    finally: torch.set_num_threads(previous_threads)
+    finally:
+        torch.set_num_threads(previous_threads)
 
 @torch.no_grad()
 def _calibrate(model: EvaluatorCNN, images: gdata.ImageTensors) -> None:
     "Set `feature_scale` so that the features of `images` have root-mean-square 1."
-    model.feature_scale.fill_(1.)
+    model.feature_scale.fill_(1.0)
     raw = extract_features(model, images).features.double()
     model.feature_scale.fill_(float(raw.square().mean().sqrt()))
 
-def _save_evaluator(model: EvaluatorCNN, key: str, train_set, held_out, training: dict, out, root, log) -> dict:
+# %% ../nbs/28a_evaluators.ipynb #256494e5
+def _save_evaluator(
+    model: EvaluatorCNN, key: str, train_set, held_out, training: dict, out, root, log
+) -> dict:
     "Calibrate the feature scale, then write the weights, the reference statistics and the record."
     spec, out = EVALUATORS[key], Path(out) if out is not None else evaluator_dir()
     _calibrate(model, train_set)
-    weights = atomic_save(dict(arch=ARCH, state_dict=model.state_dict()), out/f'{key}.pt')
+    weights = atomic_save(dict(arch=ARCH, state_dict=model.state_dict()), out / f'{key}.pt')
     reference, ref_path = _write_reference(model, key, spec['reference_splits'], out, root)
     seed, threads = training['seed'], training['threads']
     record = dict(
-        name=key, data=spec['data'], **training,
-        training=(f"{len(train_set)} images: a seed-{spec['split_seed']} permutation of the {spec['split']} split, first {spec['n_train']}"
-                  if spec['split'] else f"the train split, {len(train_set)} images"),
-        held_out=(f"the other {len(held_out)} images of that permutation" if spec['split'] else f"the test split, {len(held_out)} images"),
-        accuracy=accuracy(model, held_out), accuracy_first_2000=accuracy(model, gdata.ImageTensors(held_out.images[:2000], held_out.labels[:2000])),
-        target=spec['target'], augment=spec['augment'], arch=ARCH, feature_scale=float(model.feature_scale),
+        name=key,
+        data=spec['data'],
+        **training,
+        training=(
+            f"{len(train_set)} images: a seed-{spec['split_seed']} permutation of the {spec['split']} split, first {spec['n_train']}"
+            if spec['split']
+            else f"the train split, {len(train_set)} images"
+        ),
+        held_out=(
+            f"the other {len(held_out)} images of that permutation"
+            if spec['split']
+            else f"the test split, {len(held_out)} images"
+        ),
+        accuracy=accuracy(model, held_out),
+        accuracy_first_2000=accuracy(
+            model, gdata.ImageTensors(held_out.images[:2000], held_out.labels[:2000])
+        ),
+        target=spec['target'],
+        augment=spec['augment'],
+        arch=ARCH,
+        feature_scale=float(model.feature_scale),
         parameters=sum(p.numel() for p in model.parameters()),
         reference={split: dict(n=r['n']) for split, r in reference.items()},
         **_real_baselines(model, held_out),
         command=f"ganlab-eval --train-evaluator {key} --seed {seed} --threads {threads}"
-                + (" (with GANLAB_DATA=<folder holding MNIST/raw>)" if key == 'mnist' else ''),
-        torch=torch.__version__, weights_sha256=_sha256(weights), weights_bytes=weights.stat().st_size,
-        reference_sha256=_sha256(ref_path))
-    atomic_write_text(out/f'{key}.json', json.dumps(record, indent=2) + '\n')
-    log(f"{key}: held-out accuracy {record['accuracy']:.2%} after {training['train_seconds']:.0f} s → {weights}")
+        + (" (with GANLAB_DATA=<folder holding MNIST/raw>)" if key == 'mnist' else ''),
+        torch=torch.__version__,
+        weights_sha256=_sha256(weights),
+        weights_bytes=weights.stat().st_size,
+        reference_sha256=_sha256(ref_path),
+    )
+    atomic_write_text(out / f'{key}.json', json.dumps(record, indent=2) + '\n')
+    log(
+        f"{key}: held-out accuracy {record['accuracy']:.2%} after {training['train_seconds']:.0f} s → {weights}"
+    )
     return record
 
 # %% ../nbs/28a_evaluators.ipynb #10a946fc
 def load_evaluator(name: str, device=None, folder=None) -> EvaluatorCNN:
     "The shipped evaluator `name` ('mnist' or 'fashion-mnist'), in evaluation mode, without gradients."
     key = evaluator_key(name)
-    path = Path(folder or evaluator_dir())/f'{key}.pt'
+    path = Path(folder or evaluator_dir()) / f'{key}.pt'
     if not path.is_file():
-        raise FileNotFoundError(f"evaluator {key!r}: {path} not found. Train it with `ganlab-eval --train-evaluator {key}`, "
-                                f"or set GANLAB_EVALUATORS to the folder that holds {key}.pt")
+        raise FileNotFoundError(
+            f"evaluator {key!r}: {path} not found. Train it with `ganlab-eval --train-evaluator {key}`, "
+            f"or set GANLAB_EVALUATORS to the folder that holds {key}.pt"
+        )
     state = torch.load(path, map_location='cpu', weights_only=True)
     model = EvaluatorCNN(**state['arch'])
     model.load_state_dict(state['state_dict'])
     model.name = key
     return model.eval().requires_grad_(False).to(get_device(device))
 
+
 def evaluator_record(name: str, folder=None) -> dict:
     "The training record `<name>.json` of a shipped evaluator (accuracy, seed, command, hashes, real-data baselines)."
-    return json.loads((Path(folder or evaluator_dir())/f'{evaluator_key(name)}.json').read_text())
+    return json.loads((Path(folder or evaluator_dir()) / f'{evaluator_key(name)}.json').read_text())
+
 
 def reference_statistics(name: str, split: str | None = None, folder=None) -> dict:
     "Stored mean `mu`, covariance `sigma` and count `n` of real features for evaluator `name` on `split` (default: its first)."
     key = evaluator_key(name)
-    path = Path(folder or evaluator_dir())/f'{key}-reference.pt'
+    path = Path(folder or evaluator_dir()) / f'{key}-reference.pt'
     if not path.is_file():
-        raise FileNotFoundError(f"reference statistics for {key!r}: {path} not found; `ganlab-eval --train-evaluator {key}` writes them")
+        raise FileNotFoundError(
+            f"reference statistics for {key!r}: {path} not found; `ganlab-eval --train-evaluator {key}` writes them"
+        )
     stored = torch.load(path, map_location='cpu', weights_only=True)
     split = split or next(iter(stored))
     check(split in stored, 'split', f"a split with stored statistics for {key} ({', '.join(stored)})", split)
     return dict(stored[split], split=split)
 
+
 def write_reference_statistics(name: str, splits=None, folder=None, root=None, threads: int = 1) -> dict:
     "(Re)compute the reference statistics of a shipped evaluator on `splits` (default: its own), and update its record."
     key = evaluator_key(name)
     folder = Path(folder or evaluator_dir())
-    previous_threads = torch.get_num_threads(); torch.set_num_threads(threads)   # as in training: the same bytes again
-    try: reference, path = _write_reference(load_evaluator(key, 'cpu', folder), key, splits or EVALUATORS[key]['reference_splits'], folder, root)
-    finally: torch.set_num_threads(previous_threads)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)  # as in training: the same bytes again
+    try:
+        reference, path = _write_reference(
+            load_evaluator(key, 'cpu', folder),
+            key,
+            splits or EVALUATORS[key]['reference_splits'],
+            folder,
+            root,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
     record = evaluator_record(key, folder)
-    record.update(reference={split: dict(n=r['n']) for split, r in reference.items()}, reference_sha256=_sha256(path))
-    atomic_write_text(folder/f'{key}.json', json.dumps(record, indent=2) + '\n')
+    record.update(
+        reference={split: dict(n=r['n']) for split, r in reference.items()}, reference_sha256=_sha256(path)
+    )
+    atomic_write_text(folder / f'{key}.json', json.dumps(record, indent=2) + '\n')
     return record
 
 # %% ../nbs/28a_evaluators.ipynb #ca199f54
 class InceptionEvaluator(nn.Module):
     "torchvision's Inception-v3 as an evaluator: `features` = 2048-d pool features, `head` = 1000 logits; optional weights file."
+
     def __init__(self, weights: str | os.PathLike | None = None, size: int = 299):
         super().__init__()
         from torchvision.models import inception_v3
-        check(isinstance(size, int) and size >= 75, 'size', 'an input size of at least 75 pixels (Inception-v3 needs it)', size)
+
+        check(
+            isinstance(size, int) and size >= 75,
+            'size',
+            'an input size of at least 75 pixels (Inception-v3 needs it)',
+            size,
+        )
         net = inception_v3(weights=None, aux_logits=False, init_weights=False, transform_input=False)
         if weights is not None:
-            check(Path(weights).is_file(), 'weights', 'an Inception-v3 state dict file (e.g. inception_v3_google-0cc3c7bd.pth)', str(weights))
+            check(
+                Path(weights).is_file(),
+                'weights',
+                'an Inception-v3 state dict file (e.g. inception_v3_google-0cc3c7bd.pth)',
+                str(weights),
+            )
             state = torch.load(weights, map_location='cpu', weights_only=True)
             state = state.get('state_dict', state)
             net.load_state_dict({k: v for k, v in state.items() if not k.startswith('AuxLogits.')})
@@ -283,10 +451,14 @@ class InceptionEvaluator(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         "2048 average-pooled features of images (N, 1 or 3, H, W) in [-1, 1]."
         check(x.ndim == 4 and x.shape[1] in (1, 3), 'x', 'images of shape (N, 1 or 3, H, W)', tuple(x.shape))
-        if x.shape[1] == 1: x = x.expand(-1, 3, -1, -1)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
         if tuple(x.shape[-2:]) != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode='bilinear', align_corners=False)
         return self.net(x)
 
-    def head(self, features: torch.Tensor) -> torch.Tensor: return self.fc(features)
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.head(self.features(x))
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

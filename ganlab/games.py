@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from .core import check
-from . import viz
+from . import metrics, viz
 
 # %% auto #0
 __all__ = ['Game', 'Conditioning', 'AdversarialGame']
@@ -37,9 +37,15 @@ class Game:
         "One iteration of the game, using the trainer's batches, latents and `update`."
         raise NotImplementedError
 
+    diagnostics = False
+
     def picture(self, trainer, n: int, seed: int, title: str = ''):
         "A matplotlib figure of what the game makes now (None: no picture)."
         return None
+
+    def evaluate(self, data, n: int, device, seed: int = 1234) -> dict:
+        "Final metrics of the game on `data` from `n` samples (none by default)."
+        return {}
 
     def extra_state(self) -> dict:
         "State outside the players and optimisers (none by default)."
@@ -133,10 +139,24 @@ class AdversarialGame(Game):
     """Algorithm 1: `n_critic` updates of `discriminator` on `loss.d_loss`, then one update of
     `generator` on `loss.g_loss`, for any `ganlab.losses` loss. `generator` needs a `latent_dim`."""
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss, opt_g, opt_d,
-                 n_critic: int = 1, conditioning: Conditioning | None = None):
-        check(hasattr(generator, 'latent_dim'), 'generator', 'a module with a latent_dim attribute',
-              type(generator).__name__)
+    diagnostics = True
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss,
+        opt_g,
+        opt_d,
+        n_critic: int = 1,
+        conditioning: Conditioning | None = None,
+    ):
+        check(
+            hasattr(generator, 'latent_dim'),
+            'generator',
+            'a module with a latent_dim attribute',
+            type(generator).__name__,
+        )
         check(isinstance(n_critic, int) and n_critic > 0, 'n_critic', 'a positive integer', n_critic)
         self.G = generator
         self.D = discriminator
@@ -223,3 +243,11 @@ class AdversarialGame(Game):
             return viz.plot_samples_2d(real, fake, trainer.data.centers, title=title)
         nrow = self.conditioning.n_classes or int(math.sqrt(n))
         return viz.image_grid(fake, nrow=nrow, title=title)
+
+    def evaluate(self, data, n: int, device, seed: int = 1234) -> dict:
+        "Metrics of `G_eval` at fixed latents: PacGAN's mode coverage when the data has known centres."
+        fake = self.sample(n, torch.Generator().manual_seed(seed), device)
+        out = dict(samples=n)
+        if data.centers is not None:
+            out.update(metrics.mode_coverage(fake, data.centers, data.std))
+        return out

@@ -38,6 +38,7 @@ class Loss:
       'reconstruction': an autoencoder's (reconstruction, embedding)), `optimizer_defaults` (the paper's
       optimiser, lr, betas, n_critic) and `gradient_penalty` (True when D's loss penalises input
       gradients per sample: then D must not use batch norm, which couples the samples)."""
+
     conditioning: str | None = None
     d_output: str = 'score'
     optimizer_defaults: dict = DCGAN_OPTIMIZER
@@ -90,6 +91,7 @@ class ScoreLoss(Loss):
     """A loss on one raw score per sample: `D(x)`, or `D(x, y)` when labels are given, returns shape
     (N,) or (N, 1). Subclasses set `d_from_scores(real_scores, fake_scores)`, `g_from_scores(fake_scores)`
     and optionally `penalty(D, real, fake, y)`."""
+
     needs_label = False
     d_from_scores: Callable
     g_from_scores: Callable
@@ -136,6 +138,7 @@ class ScoreLoss(Loss):
 # %% ../nbs/21_losses.ipynb #a99c7bcd
 losses = Registry('loss')
 
+
 def get(name: str) -> Loss:
     "The ready loss registered as `name` (hyphen/underscore/case-insensitive), with the course defaults."
     return losses[name]
@@ -145,21 +148,28 @@ def gan_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     "D's loss (minimised): −E[log σ(r)] − E[log(1 − σ(f))] = E[softplus(−r)] + E[softplus(f)]; deck maximises the negative."
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
+
 def gan_g_loss(fake_logits: Tensor) -> Tensor:
     "Minimax (saturating) G loss, minimised: E[log(1 − σ(f))] = −E[softplus(f)]."
     return -F.softplus(fake_logits).mean()
+
 
 def nsgan_g_loss(fake_logits: Tensor) -> Tensor:
     "Non-saturating G loss, minimised: −E[log σ(f)] = E[softplus(−f)]."
     return F.softplus(-fake_logits).mean()
 
+
 class GAN(ScoreLoss):
     "The minimax game: D minimises binary cross-entropy, G minimises E[log(1 − D(G(z)))] (saturating)."
+
     d_from_scores, g_from_scores = staticmethod(gan_d_loss), staticmethod(gan_g_loss)
+
 
 class NSGAN(ScoreLoss):
     "The minimax D with the non-saturating G: G minimises −E[log D(G(z))]."
+
     d_from_scores, g_from_scores = staticmethod(gan_d_loss), staticmethod(nsgan_g_loss)
+
 
 gan = losses.register('gan', GAN())
 nsgan = losses.register('nsgan', NSGAN())
@@ -169,13 +179,17 @@ def lsgan_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     "LSGAN D loss (minimised, as the deck writes it): E[(D(x) − 1)²] + E[D(G(z))²]."
     return (real_scores - 1).pow(2).mean() + fake_scores.pow(2).mean()
 
+
 def lsgan_g_loss(fake_scores: Tensor) -> Tensor:
     "LSGAN G loss (minimised): E[(D(G(z)) − 1)²]."
     return (fake_scores - 1).pow(2).mean()
 
+
 class LSGAN(ScoreLoss):
     "Least-squares GAN with targets real = 1, fake = 0 for D and 1 for G."
+
     d_from_scores, g_from_scores = staticmethod(lsgan_d_loss), staticmethod(lsgan_g_loss)
+
 
 lsgan = losses.register('lsgan', LSGAN())
 
@@ -184,18 +198,23 @@ def wgan_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     "Critic loss (minimised): E[D(G(z))] − E[D(x)]; the deck maximises E[D(x)] − E[D(G(z))]."
     return fake_scores.mean() - real_scores.mean()
 
+
 def wgan_g_loss(fake_scores: Tensor) -> Tensor:
     "Generator loss (minimised): −E[D(G(z))]."
     return -fake_scores.mean()
 
+
 @torch.no_grad()
 def clip_weights(module: torch.nn.Module, c: float) -> None:
     "Clamp every parameter of `module` into [−c, c], in place (WGAN's Lipschitz constraint)."
-    for p in module.parameters(): p.clamp_(-c, c)
+    for p in module.parameters():
+        p.clamp_(-c, c)
+
 
 class WGAN(ScoreLoss):
     """Wasserstein critic (Arjovsky et al., 2017); `after_d_update` clips every weight of D to
     [−clip, clip] (course default c = 0.01). The paper's optimiser: RMSProp, lr 5e-5, n_critic = 5."""
+
     d_from_scores = staticmethod(wgan_d_loss)
     g_from_scores = staticmethod(wgan_g_loss)
     optimizer_defaults = dict(optimizer='rmsprop', lr=5e-5, betas=None, n_critic=5)
@@ -206,6 +225,7 @@ class WGAN(ScoreLoss):
     def after_d_update(self, D) -> None:
         "Clip D's weights after its optimiser step: the Lipschitz constraint, enforced crudely."
         clip_weights(D, self.clip)
+
 
 wgan = losses.register('wgan', WGAN())
 
@@ -220,7 +240,7 @@ def input_gradients(D, x: Tensor, y: Tensor | None = None, name: str = 'D(x)') -
     if not scores.requires_grad:
         return torch.zeros_like(x)
     # Scores of different samples do not interact, so the gradient of their sum gives each row.
-    grad, = torch.autograd.grad(scores.sum(), x, create_graph=True, allow_unused=True)
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True, allow_unused=True)
     return torch.zeros_like(x) if grad is None else grad
 
 
@@ -231,7 +251,7 @@ def random_interpolates(real: Tensor, other: Tensor) -> Tensor:
     return alpha * real + (1 - alpha) * other
 
 
-def gradient_penalty(D, real: Tensor, fake: Tensor, lam: float = 10., y: Tensor | None = None) -> Tensor:
+def gradient_penalty(D, real: Tensor, fake: Tensor, lam: float = 10.0, y: Tensor | None = None) -> Tensor:
     """WGAN-GP penalty λ·E[(‖∇D(x̂)‖₂ − 1)²] (Gulrajani et al., 2017) at `random_interpolates(real, fake)`
     (the only random draw), the norm per sample over all features. Added to the critic's minimised
     loss. `y` is passed on as `D(x̂, y)`."""
@@ -246,22 +266,24 @@ class WGANGP(ScoreLoss):
     """WGAN critic with the gradient penalty (course default λ = 10) instead of clipping. The paper's
     optimiser: Adam, lr 1e-4, β = (0, 0.9), n_critic = 5. The penalty is per sample, so the critic
     must not use batch norm (`input_gradient_penalty`)."""
+
     d_from_scores = staticmethod(wgan_d_loss)
     g_from_scores = staticmethod(wgan_g_loss)
-    optimizer_defaults = dict(optimizer='adam', lr=1e-4, betas=(0., 0.9), n_critic=5)
+    optimizer_defaults = dict(optimizer='adam', lr=1e-4, betas=(0.0, 0.9), n_critic=5)
     input_gradient_penalty = True
 
-    def __init__(self, lam: float = 10.):
+    def __init__(self, lam: float = 10.0):
         super().__init__(lam=check_number(lam, 'lam'))
 
     def penalty(self, D, real, fake, y):
         "λ·E[(‖∇D(x̂)‖₂ − 1)²] at random interpolates of real and fake."
         return gradient_penalty(D, real, fake, self.lam, y)
 
+
 wgan_gp = losses.register('wgan_gp', WGANGP())
 
 # %% ../nbs/21_losses.ipynb #5cbd1ad7
-def dragan_penalty(D, real: Tensor, lam: float = 10., c: float = 0.5, y: Tensor | None = None) -> Tensor:
+def dragan_penalty(D, real: Tensor, lam: float = 10.0, c: float = 0.5, y: Tensor | None = None) -> Tensor:
     """DRAGAN penalty λ·E[(‖∇D(x̂)‖₂ − 1)²], x̂ = αx + (1 − α)x_p, x_p = x + c·std(x)·U[0,1) with std over the
     whole batch, α ~ U[0, 1) per sample, the norm per sample over all features. Drawn in that order
     (`torch.rand_like(real)`, then `torch.rand(N)`). Added to D's minimised loss."""
@@ -275,16 +297,18 @@ def dragan_penalty(D, real: Tensor, lam: float = 10., c: float = 0.5, y: Tensor 
 
 class DRAGAN(ScoreLoss):
     "NS-GAN plus DRAGAN's local gradient penalty (Kodali et al., 2017; course default λ = 10, c = 0.5)."
+
     d_from_scores = staticmethod(gan_d_loss)
     g_from_scores = staticmethod(nsgan_g_loss)
     input_gradient_penalty = True
 
-    def __init__(self, lam: float = 10., c: float = 0.5):
+    def __init__(self, lam: float = 10.0, c: float = 0.5):
         super().__init__(lam=check_number(lam, 'lam'), c=check_number(c, 'c'))
 
     def penalty(self, D, real, fake, y):
         "λ·E[(‖∇D(x̂)‖₂ − 1)²] at random points near the real batch."
         return dragan_penalty(D, real, self.lam, self.c, y)
+
 
 dragan = losses.register('dragan', DRAGAN())
 
@@ -293,27 +317,37 @@ def hinge_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     "Hinge D loss (minimised): E[max(0, 1 − D(x))] + E[max(0, 1 + D(G(z)))]."
     return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
 
+
 def hinge_g_loss(fake_scores: Tensor) -> Tensor:
     "Hinge G loss (minimised): −E[D(G(z))]."
     return -fake_scores.mean()
 
+
 class Hinge(ScoreLoss):
     "The hinge loss of Geometric GAN / SAGAN / BigGAN."
+
     d_from_scores, g_from_scores = staticmethod(hinge_d_loss), staticmethod(hinge_g_loss)
+
 
 hinge = losses.register('hinge', Hinge())
 
 # %% ../nbs/21_losses.ipynb #9e4dd35f
 def ragan_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     "Relativistic average D loss (minimised): E[softplus(−(C_r − mean C_f))] + E[softplus(C_f − mean C_r)]."
-    return F.softplus(-(real_scores - fake_scores.mean())).mean() + F.softplus(fake_scores - real_scores.mean()).mean()
+    return (
+        F.softplus(-(real_scores - fake_scores.mean())).mean()
+        + F.softplus(fake_scores - real_scores.mean()).mean()
+    )
+
 
 def ragan_g_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     "Relativistic average G loss (minimised): D's loss with real and fake swapped."
     return ragan_d_loss(fake_scores, real_scores)
 
+
 class RaGAN(ScoreLoss):
     "Relativistic average GAN; `g_loss` scores a real batch too: `real=` or the latest `d_loss`'s batch."
+
     d_from_scores = staticmethod(ragan_d_loss)
     _last_real = _last_y = None
 
@@ -326,55 +360,86 @@ class RaGAN(ScoreLoss):
     def g_loss(self, D, fake, *, real=None, y=None, y_real=None) -> Tensor:
         if real is None:
             real = self._last_real
-            if y_real is None: y_real = self._last_y
+            if y_real is None:
+                y_real = self._last_y
         check(real is not None, 'real', 'a real batch: pass real=, or call d_loss first', None)
         real, fake = check_pair(real, fake)
         y = self.labels(y, len(fake), 'y')
         y_real = y if y_real is None else self.labels(y_real, len(real), 'y_real')
-        with torch.no_grad(): r = self.scores(D, real, y_real, 'D(real)')
+        with torch.no_grad():
+            r = self.scores(D, real, y_real, 'D(real)')
         f = self.scores(D, fake, y, 'D(fake)')
         self.stats = dict(d_real=r.mean(), d_fake=f.detach().mean())
         return ragan_g_loss(r, f)
+
 
 ragan = losses.register('ragan', RaGAN())
 
 # %% ../nbs/21_losses.ipynb #ab6b1f71
 class CGAN(ScoreLoss):
     "NS-GAN with a conditional discriminator `D(x, y)`; labels `y` (N,) are required."
+
     needs_label = True
     conditioning = 'labels'
     d_from_scores, g_from_scores = staticmethod(gan_d_loss), staticmethod(nsgan_g_loss)
+
     def __init__(self, n_classes: int | None = None):
-        check(n_classes is None or isinstance(n_classes, int) and n_classes > 0, 'n_classes', 'None or an int > 0', n_classes)
+        check(
+            n_classes is None or isinstance(n_classes, int) and n_classes > 0,
+            'n_classes',
+            'None or an int > 0',
+            n_classes,
+        )
         super().__init__(n_classes=n_classes)
+
 
 cgan = losses.register('cgan', CGAN())
 
 # %% ../nbs/21_losses.ipynb #8a3daa38
 def _two_heads(D, x: Tensor, name: str, second: str) -> tuple[Tensor, Tensor]:
     out = D(x)
-    check(isinstance(out, (tuple, list)) and len(out) == 2, name, f'a pair (adversarial logits (N,), {second})', type(out).__name__)
+    check(
+        isinstance(out, (tuple, list)) and len(out) == 2,
+        name,
+        f'a pair (adversarial logits (N,), {second})',
+        type(out).__name__,
+    )
     head = out[1]
-    check(torch.is_tensor(head) and head.dim() == 2 and head.shape[0] == len(x), f'{name}[1]', f'{second} of shape ({len(x)}, K)',
-          tuple(getattr(head, 'shape', ())))
+    check(
+        torch.is_tensor(head) and head.dim() == 2 and head.shape[0] == len(x),
+        f'{name}[1]',
+        f'{second} of shape ({len(x)}, K)',
+        tuple(getattr(head, 'shape', ())),
+    )
     return check_scores(out[0], len(x), f'{name}[0]'), head
+
 
 class ACGAN(Loss):
     "NS-GAN plus an auxiliary classifier; `D(x)` returns (adv_logits (N,), class_logits (N, K)); labels `y` required."
+
     conditioning, d_output = 'labels', 'score+classes'
-    def __init__(self, class_weight: float = 1.): super().__init__(class_weight=check_number(class_weight, 'class_weight'))
+
+    def __init__(self, class_weight: float = 1.0):
+        super().__init__(class_weight=check_number(class_weight, 'class_weight'))
 
     def _classify(self, D, x, y, name: str, label_name: str) -> tuple[Tensor, Tensor]:
-        check(y is not None, label_name, f'class labels of shape ({len(x)},) ({type(self).__name__} is conditional)', None)
+        check(
+            y is not None,
+            label_name,
+            f'class labels of shape ({len(x)},) ({type(self).__name__} is conditional)',
+            None,
+        )
         adv, class_logits = _two_heads(D, x, name, 'class logits')
         y = check_labels(y, len(x), label_name, class_logits.shape[1], type(self).__name__)
-        return adv, F.cross_entropy(class_logits, y)   # logits in: cross_entropy does the log-softmax
+        return adv, F.cross_entropy(class_logits, y)  # logits in: cross_entropy does the log-softmax
 
     def d_objective(self, D, real, fake, *, y=None, y_fake=None) -> Tensor:
         "NS-GAN's D loss plus the class term on real (labels `y`) and fake (`y_fake`, else `y`)."
         r, ce_real = self._classify(D, real, y, 'D(real)', 'y')
         f, ce_fake = self._classify(D, fake.detach(), y if y_fake is None else y_fake, 'D(fake)', 'y_fake')
-        self.stats = dict(d_real=r.detach().mean(), d_fake=f.detach().mean(), class_loss=(ce_real + ce_fake).detach())
+        self.stats = dict(
+            d_real=r.detach().mean(), d_fake=f.detach().mean(), class_loss=(ce_real + ce_fake).detach()
+        )
         return gan_d_loss(r, f) + self.class_weight * (ce_real + ce_fake)
 
     def g_loss(self, D, fake, *, y=None) -> Tensor:
@@ -382,37 +447,68 @@ class ACGAN(Loss):
         self.stats = dict(d_fake=f.detach().mean(), class_loss=ce_fake.detach())
         return nsgan_g_loss(f) + self.class_weight * ce_fake
 
+
 acgan = losses.register('acgan', ACGAN())
 
 # %% ../nbs/21_losses.ipynb #e104ae54
 def info_loss(q_out: Tensor, c: Tensor, n_classes: int, lam_cont: float = 0.1) -> Tensor:
     """−log Q(c|x) up to a constant (minimised by G and Q): CE(q[:, :K], argmax c[:, :K]) for the categorical
-    code (logits, no softmax) + lam_cont·E[½‖q[:, K:] − c[:, K:]‖²] for the continuous codes (unit-variance Gaussian)."""
+    code (logits, no softmax) + lam_cont·E[½‖q[:, K:] − c[:, K:]‖²] for the continuous codes (unit-variance Gaussian).
+    """
     loss = q_out.new_zeros(())
-    if n_classes: loss = loss + F.cross_entropy(q_out[:, :n_classes], c[:, :n_classes].argmax(1))
-    if c.shape[1] > n_classes: loss = loss + lam_cont * 0.5 * (q_out[:, n_classes:] - c[:, n_classes:]).pow(2).sum(1).mean()
+    if n_classes:
+        loss = loss + F.cross_entropy(q_out[:, :n_classes], c[:, :n_classes].argmax(1))
+    if c.shape[1] > n_classes:
+        loss = loss + lam_cont * 0.5 * (q_out[:, n_classes:] - c[:, n_classes:]).pow(2).sum(1).mean()
     return loss
 
+# %% ../nbs/21_losses.ipynb #ac715f6c
 class InfoGAN(Loss):
     "NS-GAN plus λ·(−log Q(c|G(z,c))); `D(x)` returns (adv_logits (N,), q_out (N, K + M)); codes `c` (N, K + M) required."
+
     conditioning, d_output = 'codes', 'score+codes'
-    def __init__(self, n_classes: int = 10, n_continuous: int = 2, lam: float = 1., lam_cont: float = 0.1):
+
+    def __init__(self, n_classes: int = 10, n_continuous: int = 2, lam: float = 1.0, lam_cont: float = 0.1):
         for name, v in (('n_classes', n_classes), ('n_continuous', n_continuous)):
             check(isinstance(v, int) and not isinstance(v, bool) and v >= 0, name, 'an int >= 0', v)
-        check(n_classes + n_continuous > 0, 'n_continuous', 'at least one code (n_classes + n_continuous > 0)', n_continuous)
-        super().__init__(n_classes=n_classes, n_continuous=n_continuous, lam=check_number(lam, 'lam'), lam_cont=check_number(lam_cont, 'lam_cont'))
+        check(
+            n_classes + n_continuous > 0,
+            'n_continuous',
+            'at least one code (n_classes + n_continuous > 0)',
+            n_continuous,
+        )
+        super().__init__(
+            n_classes=n_classes,
+            n_continuous=n_continuous,
+            lam=check_number(lam, 'lam'),
+            lam_cont=check_number(lam_cont, 'lam_cont'),
+        )
 
     def _info(self, D, fake: Tensor, c) -> tuple[Tensor, Tensor]:
         n, width, k = len(fake), self.n_classes + self.n_continuous, self.n_classes
-        check(c is not None, 'c', f'the codes G received, shape ({n}, {width}) ({type(self).__name__} is conditional)', None)
-        check(torch.is_tensor(c) and c.is_floating_point() and tuple(c.shape) == (n, width), 'c',
-              f'a float tensor of shape ({n}, {width}): {k} one-hot columns, then {self.n_continuous} continuous',
-              f'{getattr(c, "dtype", type(c).__name__)} of shape {tuple(getattr(c, "shape", ()))}')
+        check(
+            c is not None,
+            'c',
+            f'the codes G received, shape ({n}, {width}) ({type(self).__name__} is conditional)',
+            None,
+        )
+        check(
+            torch.is_tensor(c) and c.is_floating_point() and tuple(c.shape) == (n, width),
+            'c',
+            f'a float tensor of shape ({n}, {width}): {k} one-hot columns, then {self.n_continuous} continuous',
+            f'{getattr(c, "dtype", type(c).__name__)} of shape {tuple(getattr(c, "shape", ()))}',
+        )
         bad = (((c[:, :k] != 0) & (c[:, :k] != 1)).any(1) | (c[:, :k].sum(1) != 1)) if k else None
-        if k and bool(bad.any()):                              # one sync, as for labels
-            i = int(bad.nonzero()[0]); check(False, 'c', f'one-hot rows in the first {k} columns', f'row {i}: {c[i, :k].tolist()}')
+        if k and bool(bad.any()):  # one sync, as for labels
+            i = int(bad.nonzero()[0])
+            check(False, 'c', f'one-hot rows in the first {k} columns', f'row {i}: {c[i, :k].tolist()}')
         f, q = _two_heads(D, fake, 'D(fake)', 'Q outputs')
-        check(q.shape[1] == width, 'D(fake)[1]', f'Q outputs of shape ({n}, {width}): {k} logits, then {self.n_continuous} means', tuple(q.shape))
+        check(
+            q.shape[1] == width,
+            'D(fake)[1]',
+            f'Q outputs of shape ({n}, {width}): {k} logits, then {self.n_continuous} means',
+            tuple(q.shape),
+        )
         return f, info_loss(q, c, k, self.lam_cont)
 
     def d_objective(self, D, real, fake, *, c=None) -> Tensor:
@@ -433,16 +529,23 @@ def reconstruction_energy(x: Tensor, reconstruction: Tensor, p: int = 2) -> Tens
     "Per-sample energy D_AE(x) = mean over features of |x − reconstruction|^p (p = 2: EBGAN's MSE, p = 1: BEGAN's L1)."
     return (reconstruction - x).abs().pow(p).flatten(1).mean(1)
 
+
 def _energies(D, x: Tensor, p: int, name: str) -> tuple[Tensor, Tensor | None]:
     out = D(x)
     recon, embedding = tuple(out) if isinstance(out, (tuple, list)) and len(out) == 2 else (out, None)
-    check(torch.is_tensor(recon) and recon.shape == x.shape, name,
-          f'a reconstruction of shape {tuple(x.shape)}, or a pair (reconstruction, embedding)', tuple(getattr(recon, 'shape', ())))
+    check(
+        torch.is_tensor(recon) and recon.shape == x.shape,
+        name,
+        f'a reconstruction of shape {tuple(x.shape)}, or a pair (reconstruction, embedding)',
+        tuple(getattr(recon, 'shape', ())),
+    )
     return reconstruction_energy(x, recon, p), embedding
 
-def ebgan_d_loss(real_energy: Tensor, fake_energy: Tensor, margin: float = 1.) -> Tensor:
+
+def ebgan_d_loss(real_energy: Tensor, fake_energy: Tensor, margin: float = 1.0) -> Tensor:
     "EBGAN D loss (minimised): E[D_AE(x)] + E[max(0, m − D_AE(G(z)))], hinge per sample."
     return real_energy.mean() + F.relu(margin - fake_energy).mean()
+
 
 def pulling_away(embeddings: Tensor) -> Tensor:
     "EBGAN's f_PT: mean of squared cosines over pairs i ≠ j, each embedding normalised by its own norm."
@@ -452,14 +555,20 @@ def pulling_away(embeddings: Tensor) -> Tensor:
     cos2 = (s @ s.T).pow(2)
     return cos2.masked_fill(torch.eye(n, dtype=torch.bool, device=s.device), 0).sum() / (n * (n - 1))
 
+
 class EBGAN(Loss):
     "Energy-based GAN: D is an autoencoder (reconstruction, or (reconstruction, embedding)); margin m, pulling-away weight."
+
     d_output = 'reconstruction'
-    def __init__(self, margin: float = 1., pt_weight: float = 0.1):
-        super().__init__(margin=check_number(margin, 'margin', strict=True), pt_weight=check_number(pt_weight, 'pt_weight'))
+
+    def __init__(self, margin: float = 1.0, pt_weight: float = 0.1):
+        super().__init__(
+            margin=check_number(margin, 'margin', strict=True), pt_weight=check_number(pt_weight, 'pt_weight')
+        )
 
     def d_objective(self, D, real, fake) -> Tensor:
-        e_real, _ = _energies(D, real, 2, 'D(real)'); e_fake, _ = _energies(D, fake.detach(), 2, 'D(fake)')
+        e_real, _ = _energies(D, real, 2, 'D(real)')
+        e_fake, _ = _energies(D, fake.detach(), 2, 'D(fake)')
         self.stats = dict(d_real=e_real.detach().mean(), d_fake=e_fake.detach().mean())
         return ebgan_d_loss(e_real, e_fake, self.margin)
 
@@ -468,10 +577,17 @@ class EBGAN(Loss):
         loss = e_fake.mean()
         self.stats = dict(d_fake=e_fake.detach().mean())
         if self.pt_weight:
-            check(torch.is_tensor(embedding), 'D(fake)', 'a pair (reconstruction, embedding) for the pulling-away term (or pt_weight=0)', type(embedding).__name__)
-            pt = pulling_away(embedding); self.stats['pull_away'] = pt.detach()
+            check(
+                torch.is_tensor(embedding),
+                'D(fake)',
+                'a pair (reconstruction, embedding) for the pulling-away term (or pt_weight=0)',
+                type(embedding).__name__,
+            )
+            pt = pulling_away(embedding)
+            self.stats['pull_away'] = pt.detach()
             loss = loss + self.pt_weight * pt
         return loss
+
 
 ebgan = losses.register('ebgan', EBGAN())
 
@@ -480,29 +596,44 @@ def began_d_loss(real_energy: Tensor, fake_energy: Tensor, k: Tensor | float) ->
     "BEGAN D loss (minimised): E[L(x)] − k_t·E[L(G(z))], with k_t a constant (no gradient)."
     return real_energy.mean() - k * fake_energy.mean()
 
-def began_k_update(k: Tensor | float, real_energy: Tensor, fake_energy: Tensor, gamma: float = 0.5, lambda_k: float = 1e-3) -> Tensor:
+def began_k_update(
+    k: Tensor | float, real_energy: Tensor, fake_energy: Tensor, gamma: float = 0.5, lambda_k: float = 1e-3
+) -> Tensor:
     "k_{t+1} = clip(k_t + λ_k(γ·E[L(x)] − E[L(G(z))]), 0, 1)."
-    return (k + lambda_k * (gamma * real_energy.detach().mean() - fake_energy.detach().mean())).clamp(0., 1.)
+    return (k + lambda_k * (gamma * real_energy.detach().mean() - fake_energy.detach().mean())).clamp(
+        0.0, 1.0
+    )
 
 def began_convergence(real_energy: Tensor, fake_energy: Tensor, gamma: float = 0.5) -> Tensor:
     "BEGAN's convergence measure M = E[L(x)] + |γ·E[L(x)] − E[L(G(z))]|."
     r, f = real_energy.detach().mean(), fake_energy.detach().mean()
     return r + (gamma * r - f).abs()
 
+# %% ../nbs/21_losses.ipynb #bb4f8b6a
 class BEGAN(Loss):
     "Boundary-equilibrium GAN: L1 autoencoder energies; `after_d_update` updates k_t (saved by `state_dict`)."
+
     d_output = 'reconstruction'
-    def __init__(self, gamma: float = 0.5, lambda_k: float = 1e-3, k0: float = 0.):
-        super().__init__(gamma=check_number(gamma, 'gamma', strict=True), lambda_k=check_number(lambda_k, 'lambda_k'),
-                         k0=check_number(k0, 'k0', high=1.))
+
+    def __init__(self, gamma: float = 0.5, lambda_k: float = 1e-3, k0: float = 0.0):
+        super().__init__(
+            gamma=check_number(gamma, 'gamma', strict=True),
+            lambda_k=check_number(lambda_k, 'lambda_k'),
+            k0=check_number(k0, 'k0', high=1.0),
+        )
         self.k_t, self._energies = torch.tensor(self.k0), None
 
     def d_objective(self, D, real, fake) -> Tensor:
-        e_real, _ = _energies(D, real, 1, 'D(real)'); e_fake, _ = _energies(D, fake.detach(), 1, 'D(fake)')
+        e_real, _ = _energies(D, real, 1, 'D(real)')
+        e_fake, _ = _energies(D, fake.detach(), 1, 'D(fake)')
         k = self.k_t.to(e_real.device)
         self._energies = e_real.detach(), e_fake.detach()
-        self.stats = dict(d_real=e_real.detach().mean(), d_fake=e_fake.detach().mean(), k_t=k,
-                          convergence=began_convergence(e_real, e_fake, self.gamma))
+        self.stats = dict(
+            d_real=e_real.detach().mean(),
+            d_fake=e_fake.detach().mean(),
+            k_t=k,
+            convergence=began_convergence(e_real, e_fake, self.gamma),
+        )
         return began_d_loss(e_real, e_fake, k)
 
     def g_loss(self, D, fake) -> Tensor:
@@ -512,13 +643,19 @@ class BEGAN(Loss):
 
     def update_k(self, real_energy: Tensor, fake_energy: Tensor) -> Tensor:
         "Apply the k_t rule to these energies; returns the new k_t."
-        self.k_t = began_k_update(self.k_t.to(real_energy.device), real_energy, fake_energy, self.gamma, self.lambda_k)
+        self.k_t = began_k_update(
+            self.k_t.to(real_energy.device), real_energy, fake_energy, self.gamma, self.lambda_k
+        )
         return self.k_t
 
     def after_d_update(self, D) -> None:
-        if self._energies is not None: self.update_k(*self._energies); self._energies = None
+        if self._energies is not None:
+            self.update_k(*self._energies)
+            self._energies = None
 
-    def state_dict(self) -> dict: return {'k_t': self.k_t.detach().cpu().clone()}
+    def state_dict(self) -> dict:
+        return {'k_t': self.k_t.detach().cpu().clone()}
+
     def load_state_dict(self, state: dict) -> None:
         check(isinstance(state, dict) and set(state) == {'k_t'}, 'state', "a dict with the key 'k_t'", state)
         self.k_t = torch.as_tensor(state['k_t'], dtype=torch.float32).detach().clone()

@@ -17,47 +17,84 @@ __all__ = ['methods', 'study', 'main']
 # %% ../nbs/24_mode_collapse.ipynb #0b306ee5
 def methods(steps: int, controls: bool = False) -> dict[str, dict]:
     """The compared methods: a loss and a tuple of trick specs each; everything else is the baseline's. `controls=True`:
-    instead, runs that check the machinery (instance noise with a negligible σ must train like the baseline)."""
+    instead, runs that check the machinery (instance noise with a negligible σ must train like the baseline).
+    """
     if controls:
-        return {'instance noise, σ = 1e-4 (control)': dict(loss='nsgan', tricks=(f'instance_noise:sigma=0.0001,steps={max(steps // 2, 1)}',))}
+        return {
+            'instance noise, σ = 1e-4 (control)': dict(
+                loss='nsgan', tricks=(f'instance_noise:sigma=0.0001,steps={max(steps // 2, 1)}',)
+            )
+        }
     return {
         'NS-GAN (baseline)': dict(loss='nsgan', tricks=()),
         'minibatch discrimination': dict(loss='nsgan', tricks=('minibatch_discrimination:B=8,C=4',)),
         'feature matching': dict(loss='nsgan', tricks=('feature_matching',)),
         'unrolled (k = 5)': dict(loss='nsgan', tricks=('unrolled:k=5,lr=2e-4',)),
         'PacGAN (m = 2)': dict(loss='nsgan', tricks=('pack:m=2',)),
-        'instance noise': dict(loss='nsgan', tricks=(f'instance_noise:sigma=0.1,steps={max(steps // 2, 1)}',)),
+        'instance noise': dict(
+            loss='nsgan', tricks=(f'instance_noise:sigma=0.1,steps={max(steps // 2, 1)}',)
+        ),
         'WGAN-GP': dict(loss='wgan-gp', tricks=()),
     }
 
-def study(steps: int = 3000, controls: bool = False, width: int = 128, batch_size: int = 256, seeds=(0, 1, 2)) -> Study:
+
+def study(
+    steps: int = 3000, controls: bool = False, width: int = 128, batch_size: int = 256, seeds=(0, 1, 2)
+) -> Study:
     "The comparison as a `Study`: the course's MLP (`width` units, batch `batch_size`) on both mixtures, every method alike."
-    return Study('mode-collapse-controls' if controls else 'mode-collapse',
-                 'Mode-collapse remedies against the plain NS-GAN on the ring and the grid (PacGAN protocol)',
-                 datasets=('ring8', 'grid25'), base=dict(arch='mlp', width=width, batch_size=batch_size),
-                 methods=methods(steps, controls), seeds=tuple(seeds), steps=steps)
+    return Study(
+        'mode-collapse-controls' if controls else 'mode-collapse',
+        'Mode-collapse remedies against the plain NS-GAN on the ring and the grid (PacGAN protocol)',
+        datasets=('ring8', 'grid25'),
+        base=dict(arch='mlp', width=width, batch_size=batch_size),
+        methods=methods(steps, controls),
+        seeds=tuple(seeds),
+        steps=steps,
+    )
 
 # %% ../nbs/24_mode_collapse.ipynb #00539b00
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog='python -m ganlab.mode_collapse',
-                                description='Mode-collapse remedies on the 8-Gaussian ring and the 25-Gaussian grid (PacGAN protocol).')
-    p.add_argument('--out', default=None, help='results folder, resumable (default: data/experiments/mode-collapse, '
-                   'or data/experiments/mode-collapse-controls with --controls)')
+    p = argparse.ArgumentParser(
+        prog='python -m ganlab.mode_collapse',
+        description='Mode-collapse remedies on the 8-Gaussian ring and the 25-Gaussian grid (PacGAN protocol).',
+    )
+    p.add_argument(
+        '--out',
+        default=None,
+        help='results folder, resumable (default: data/experiments/mode-collapse, '
+        'or data/experiments/mode-collapse-controls with --controls)',
+    )
     p.add_argument('--steps', type=int, default=3000, help='generator steps per run')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--datasets', nargs='+', default=['ring8', 'grid25'])
-    p.add_argument('--methods', nargs='+', default=None, help=f'method names (default: all of {list(methods(1))})')
+    p.add_argument(
+        '--methods', nargs='+', default=None, help=f'method names (default: all of {list(methods(1))})'
+    )
     p.add_argument('--width', type=int, default=128)
     p.add_argument('--batch-size', type=int, default=256)
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads')
-    p.add_argument('--controls', action='store_true', help='run the control methods instead (e.g. instance noise with σ = 1e-4)')
+    p.add_argument(
+        '--controls',
+        action='store_true',
+        help='run the control methods instead (e.g. instance noise with σ = 1e-4)',
+    )
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    command = 'python -m ganlab.mode_collapse ' + ' '.join(map(shlex.quote, sys.argv[1:] if argv is None else argv))
+    command = 'python -m ganlab.mode_collapse ' + ' '.join(
+        map(shlex.quote, sys.argv[1:] if argv is None else argv)
+    )
     s = study(a.steps, a.controls, a.width, a.batch_size, a.seeds)
-    run_study(s, a.out or f'data/experiments/{s.name}', methods=a.methods, datasets=a.datasets, command=command.strip())
+    run_study(
+        s,
+        a.out or f'data/experiments/{s.name}',
+        methods=a.methods,
+        datasets=a.datasets,
+        command=command.strip(),
+    )
     return 0
 
 # %% ../nbs/24_mode_collapse.ipynb #67ff511f
 import builtins
-if __name__ == '__main__' and not hasattr(builtins, '__IPYTHON__'): sys.exit(main())   # python -m ganlab.mode_collapse
+
+if __name__ == '__main__' and not hasattr(builtins, '__IPYTHON__'):
+    sys.exit(main())  # python -m ganlab.mode_collapse

@@ -14,28 +14,49 @@ import re
 from dataclasses import dataclass
 import torch
 from torch import nn
-from .core import Registry, check
+from .core import Registry, check, check_number
 from . import models
 from .losses import get as get_loss
-from .regularizers import (Penalized, LossWrapper, GradientPenalty, DRAGANPenalty, R1, R2,
-                                 WeightClipping, OrthogonalPenalty, HistoricalAveraging, apply_spectral_norm)
+from ganlab.regularizers import (
+    Penalized,
+    LossWrapper,
+    GradientPenalty,
+    DRAGANPenalty,
+    R1,
+    R2,
+    WeightClipping,
+    OrthogonalPenalty,
+    HistoricalAveraging,
+    apply_spectral_norm,
+)
 from .callbacks import EMA
-from .tricks import (FeatureMatching, MinibatchDiscriminator, TargetLabels, InstanceNoise,
-                           InstanceNoiseSchedule, DiffAugment, Packed, Unrolled, use_virtual_batch_norm,
-                           rebuild_discriminator)
+from ganlab.tricks import (
+    FeatureMatching,
+    MinibatchDiscriminator,
+    TargetLabels,
+    InstanceNoise,
+    InstanceNoiseSchedule,
+    DiffAugment,
+    Packed,
+    Unrolled,
+    use_virtual_batch_norm,
+    rebuild_discriminator,
+)
 from .games import AdversarialGame, Conditioning
 
 # %% auto #0
-__all__ = ['tricks', 'TrainConfig', 'make_optimizer', 'Setup', 'conditioning_for', 'build_setup', 'build_game', 'parse_spec',
-           'apply', 'gradient_penalty_trick', 'dragan_trick', 'r1_trick', 'r2_trick', 'weight_clipping_trick',
-           'spectral_norm_trick', 'orthogonal_trick', 'historical_averaging_trick', 'feature_matching_trick',
-           'minibatch_discrimination_trick', 'label_smoothing_trick', 'noisy_labels_trick', 'instance_noise_trick',
-           'diffaug_trick', 'pack_trick', 'unrolled_trick', 'dropout_trick', 'virtual_batch_norm_trick', 'ema_trick']
+__all__ = ['game_recipes', 'tricks', 'TrainConfig', 'make_optimizer', 'Setup', 'conditioning_for', 'build_setup', 'build_game',
+           'adversarial_recipe', 'build_run', 'parse_spec', 'apply', 'gradient_penalty_trick', 'dragan_trick',
+           'r1_trick', 'r2_trick', 'weight_clipping_trick', 'spectral_norm_trick', 'orthogonal_trick',
+           'historical_averaging_trick', 'feature_matching_trick', 'minibatch_discrimination_trick',
+           'label_smoothing_trick', 'noisy_labels_trick', 'instance_noise_trick', 'diffaug_trick', 'pack_trick',
+           'unrolled_trick', 'dropout_trick', 'virtual_batch_norm_trick', 'ema_trick']
 
 # %% ../nbs/27d_recipes.ipynb #a5da2d11
 @dataclass
 class TrainConfig:
     "Everything that defines a run; `None` means 'the default for this loss/architecture' (see `resolved`)."
+
     data: str = 'ring8'
     arch: str = 'mlp'
     loss: str = 'nsgan'
@@ -49,13 +70,14 @@ class TrainConfig:
     latent_dim: int | None = None
     width: int | None = None
     d_norm: str | None = None
+    game: str = 'adversarial'
     seed: int = 0
     device: str = 'auto'
     split: str = 'train'
     log_every: int = 50
     checkpoint_every: int = 500
     eval_samples: int = 2500
-    ema: float = 0.
+    ema: float = 0.0
     diagnostics: bool = True
     precision: str = 'fp32'
     channels_last: bool = False
@@ -79,12 +101,56 @@ class TrainConfig:
             penalised = getattr(loss, 'input_gradient_penalty', False)
             c.d_norm = c.d_norm or ('layer' if penalised else builder['norm'].default)
         else:
-            check(c.d_norm is None, 'd_norm', f"no value: architecture {c.arch!r} has no normalisation choice",
-                  c.d_norm)
+            check(
+                c.d_norm is None,
+                'd_norm',
+                f"no value: architecture {c.arch!r} has no normalisation choice",
+                c.d_norm,
+            )
         c.tricks = tuple(c.tricks)
+        c.check()
         return c
 
+    def check(self) -> None:
+        "Refuse a value no run can use, naming the field (a ValueError `name: expected X, got Y`)."
 
+        def is_int(value):
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        for name in ('steps', 'batch_size', 'n_critic', 'latent_dim', 'width', 'log_every', 'eval_samples'):
+            value = getattr(self, name)
+            if value is not None:
+                check(is_int(value) and value > 0, name, 'a positive integer', value)
+        check(
+            is_int(self.checkpoint_every) and self.checkpoint_every >= 0,
+            'checkpoint_every',
+            'an integer >= 0 (0: a checkpoint at the end only)',
+            self.checkpoint_every,
+        )
+        for name in ('lr_g', 'lr_d'):
+            value = getattr(self, name)
+            if value is not None:
+                check_number(value, name, strict=True)
+        if self.betas is not None:
+            betas = tuple(self.betas)
+            ok = len(betas) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)
+            check(ok, 'betas', 'two numbers in [0, 1)', betas)
+        check(
+            isinstance(self.ema, (int, float)) and 0 <= self.ema < 1,
+            'ema',
+            'a decay in [0, 1) (0: off)',
+            self.ema,
+        )
+        check(self.precision in ('fp32', 'bf16'), 'precision', "'fp32' or 'bf16'", self.precision)
+        check(
+            self.d_norm in (None, 'batch', 'layer', 'none'),
+            'd_norm',
+            "'batch', 'layer' or 'none'",
+            self.d_norm,
+        )
+        check(self.game in game_recipes, 'game', f"one of {', '.join(game_recipes.names)}", self.game)
+
+# %% ../nbs/27d_recipes.ipynb #e9c9a4f2
 def make_optimizer(name: str, params, lr: float, betas=None) -> torch.optim.Optimizer:
     "`adam` (with `betas`) or `rmsprop`, at learning rate `lr` > 0."
     check(name in ('adam', 'rmsprop'), 'optimizer', "'adam' or 'rmsprop'", name)
@@ -97,6 +163,7 @@ def make_optimizer(name: str, params, lr: float, betas=None) -> torch.optim.Opti
 @dataclass
 class Setup:
     "What a trick may change before training starts (`apply(spec, setup)` returns a new one)."
+
     G: nn.Module
     D: nn.Module
     loss: object
@@ -118,15 +185,22 @@ def conditioning_for(loss, data) -> Conditioning:
 def build_setup(cfg: TrainConfig, data) -> Setup:
     """Models, loss and conditioning for a resolved config, with its tricks applied: what `train`
     trains and `ganlab-eval` rebuilds."""
-    loss = copy.deepcopy(get_loss(cfg.loss))             # the registry's object stays pristine
+    loss = copy.deepcopy(get_loss(cfg.loss))  # the registry's object stays pristine
     conditioning = conditioning_for(loss, data)
     kind = conditioning.kind
     n_codes = conditioning.n_classes + conditioning.n_continuous if kind == 'codes' else 0
     options = dict(latent_dim=cfg.latent_dim, width=cfg.width)
     if cfg.d_norm is not None:
         options['norm'] = cfg.d_norm
-    G, D = models.build(cfg.arch, data.shape, d_output=loss.d_output, conditioning=kind,
-                        n_classes=conditioning.n_classes if kind == 'labels' else 0, n_codes=n_codes, **options)
+    G, D = models.build(
+        cfg.arch,
+        data.shape,
+        d_output=loss.d_output,
+        conditioning=kind,
+        n_classes=conditioning.n_classes if kind == 'labels' else 0,
+        n_codes=n_codes,
+        **options
+    )
     setup = Setup(G, D, loss, data, [], cfg, conditioning)
     for spec in cfg.tricks:
         setup = apply(spec, setup)
@@ -140,8 +214,24 @@ def build_game(setup: Setup) -> AdversarialGame:
     opt_d = make_optimizer(cfg.optimizer, setup.D.parameters(), cfg.lr_d, cfg.betas)
     return AdversarialGame(setup.G, setup.D, setup.loss, opt_g, opt_d, cfg.n_critic, setup.conditioning)
 
+# %% ../nbs/27d_recipes.ipynb #c648dcd7
+game_recipes = Registry('game')
+
+
+@game_recipes.register('adversarial')
+def adversarial_recipe(cfg: TrainConfig, data) -> tuple[AdversarialGame, list]:
+    "Algorithm 1 with the configuration's loss, architecture and tricks; the tricks' callbacks."
+    setup = build_setup(cfg, data)
+    return build_game(setup), setup.callbacks
+
+
+def build_run(cfg: TrainConfig, data) -> tuple:
+    "The game a resolved configuration plays on `data`, and the extra callbacks its recipe needs."
+    return game_recipes[cfg.game](cfg, data)
+
 # %% ../nbs/27d_recipes.ipynb #2785bf08
 tricks = Registry('trick')
+
 
 def parse_spec(spec: str) -> tuple[str, dict]:
     "'name' or 'name:key=value,key=value' → (name, kwargs); values through ast.literal_eval, bare words as strings."
@@ -153,41 +243,56 @@ def parse_spec(spec: str) -> tuple[str, dict]:
         key = key.strip()
         check(eq == '=' and key.isidentifier(), 'trick', f"key=value pairs after '{name.strip()}:'", item)
         check(key not in kwargs, 'trick', 'each argument once', f'{key!r} twice')
-        try: kwargs[key] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError): kwargs[key] = value.strip()
+        try:
+            kwargs[key] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            kwargs[key] = value.strip()
     return name.strip(), kwargs
+
 
 def apply(spec: str, setup):
     "Apply the trick `spec` ('name' or 'name:key=value,...') to a `Setup`; returns the new setup."
     name, kwargs = parse_spec(spec)
-    fn = tricks[name]                                                          # KeyError listing the valid names
+    fn = tricks[name]  # KeyError listing the valid names
     valid = [p for p in inspect.signature(fn).parameters if p != 'setup']
     for k in kwargs:
         check(k in valid, f'{name}: {k}', f"one of the arguments {', '.join(valid) or '(none)'}", k)
     return fn(setup, **kwargs)
 
-def _replace(setup, **changes): return dataclasses.replace(setup, **changes)
+
+def _replace(setup, **changes):
+    return dataclasses.replace(setup, **changes)
+
 
 def _add_terms(setup, d_terms=(), g_terms=()):
     "Put penalty terms on the loss: into the outermost `Penalized` wrapper if there is one, else a new outermost one."
     loss = setup.loss
-    loss = loss.with_terms(d_terms, g_terms) if isinstance(loss, Penalized) else Penalized(loss, *d_terms, g_terms=tuple(g_terms))
+    loss = (
+        loss.with_terms(d_terms, g_terms)
+        if isinstance(loss, Penalized)
+        else Penalized(loss, *d_terms, g_terms=tuple(g_terms))
+    )
     return _replace(setup, loss=loss)
+
 
 def _wrap_loss(setup, wrap):
     "Wrap the loss with `wrap`, inside the outermost `Penalized` wrapper if there is one (penalties stay outermost)."
     loss = setup.loss
     if isinstance(loss, Penalized):
-        outer = copy.copy(loss); outer.base = wrap(loss.base)
+        outer = copy.copy(loss)
+        outer.base = wrap(loss.base)
         return _replace(setup, loss=outer)
     return _replace(setup, loss=wrap(loss))
+
 
 def _wrap_innermost(loss, wrap):
     "Apply `wrap` to the innermost loss of a chain of loss wrappers, keeping every wrapper around it."
     if isinstance(loss, LossWrapper):
-        outer = copy.copy(loss); outer.base = _wrap_innermost(loss.base, wrap)
+        outer = copy.copy(loss)
+        outer.base = _wrap_innermost(loss.base, wrap)
         return outer
     return wrap(loss)
+
 
 def _player(player: str) -> str:
     check(player in ('d', 'g', 'both'), 'player', "'d', 'g' or 'both'", player)
@@ -195,80 +300,114 @@ def _player(player: str) -> str:
 
 # %% ../nbs/27d_recipes.ipynb #cf401165
 @tricks.register('gradient_penalty')
-def gradient_penalty_trick(setup, lam: float = 10., one_sided: bool = False):
+def gradient_penalty_trick(setup, lam: float = 10.0, one_sided: bool = False):
     "WGAN-GP's penalty (two-sided, or one-sided) on D, added to any loss."
     return _add_terms(setup, [GradientPenalty(lam, one_sided)])
 
+
 @tricks.register('dragan')
-def dragan_trick(setup, lam: float = 10., c: float = 0.5):
+def dragan_trick(setup, lam: float = 10.0, c: float = 0.5):
     "DRAGAN's local gradient penalty on D, added to any loss."
     return _add_terms(setup, [DRAGANPenalty(lam, c)])
 
+
 @tricks.register('r1')
-def r1_trick(setup, gamma: float = 10.):
+def r1_trick(setup, gamma: float = 10.0):
     "(γ/2)‖∇ₓD‖² on real data, added to D's loss."
     return _add_terms(setup, [R1(gamma)])
 
+
 @tricks.register('r2')
-def r2_trick(setup, gamma: float = 10.):
+def r2_trick(setup, gamma: float = 10.0):
     "(γ/2)‖∇ₓD‖² on generated data, added to D's loss."
     return _add_terms(setup, [R2(gamma)])
+
 
 @tricks.register('weight_clipping')
 def weight_clipping_trick(setup, c: float = 0.01):
     "Clamp D's parameters into [−c, c] after every D step."
     return _add_terms(setup, [WeightClipping(c)])
 
+
 @tricks.register('spectral_norm')
 def spectral_norm_trick(setup, n_power_iterations: int = 1):
     "Spectral normalization on every linear and convolution layer of D."
     return _replace(setup, D=apply_spectral_norm(setup.D, n_power_iterations))
 
+
 @tricks.register('orthogonal')
 def orthogonal_trick(setup, beta: float = 1e-4, player: str = 'g'):
     "BigGAN's relaxed orthogonal regularization on G's weights (player='g', as in BigGAN), D's, or both."
     _player(player)
-    return _add_terms(setup, [OrthogonalPenalty(beta)] if player in ('d', 'both') else [],
-                      [OrthogonalPenalty(beta, module=setup.G)] if player in ('g', 'both') else [])
+    return _add_terms(
+        setup,
+        [OrthogonalPenalty(beta)] if player in ('d', 'both') else [],
+        [OrthogonalPenalty(beta, module=setup.G)] if player in ('g', 'both') else [],
+    )
+
 
 @tricks.register('historical_averaging')
 def historical_averaging_trick(setup, weight: float = 1e-3, player: str = 'both'):
     "weight·‖θ − mean of past θ‖² on D's loss, G's, or both."
     _player(player)
-    return _add_terms(setup, [HistoricalAveraging(weight)] if player in ('d', 'both') else [],
-                      [HistoricalAveraging(weight, module=setup.G)] if player in ('g', 'both') else [])
+    return _add_terms(
+        setup,
+        [HistoricalAveraging(weight)] if player in ('d', 'both') else [],
+        [HistoricalAveraging(weight, module=setup.G)] if player in ('g', 'both') else [],
+    )
+
 
 @tricks.register('feature_matching')
-def feature_matching_trick(setup, adv_weight: float = 0.):
+def feature_matching_trick(setup, adv_weight: float = 0.0):
     "G matches the mean of D's last hidden features on real data (plus adv_weight × its adversarial loss)."
     return _wrap_loss(setup, lambda loss: FeatureMatching(loss, adv_weight))
 
+
 @tricks.register('minibatch_discrimination')
-def minibatch_discrimination_trick(setup, B: int = 8, C: int = 4, exclude_self: bool = False, init_std: float = 1.):
+def minibatch_discrimination_trick(
+    setup, B: int = 8, C: int = 4, exclude_self: bool = False, init_std: float = 1.0
+):
     "D's features get B minibatch-similarity features (T ∈ R^{A×B×C}, entries N(0, init_std²)) before a new linear head."
     return _replace(setup, D=MinibatchDiscriminator(setup.D, B, C, exclude_self, init_std))
 
+# %% ../nbs/27d_recipes.ipynb #4c342cbf
 @tricks.register('label_smoothing')
 def label_smoothing_trick(setup, real: float = 0.9):
     "One-sided label smoothing: D's target for real samples is `real` (fake targets stay 0)."
     return _replace(setup, loss=_wrap_innermost(setup.loss, lambda base: TargetLabels(base, real=real)))
 
+
 @tricks.register('noisy_labels')
-def noisy_labels_trick(setup, noise: float = 0.1, flip: float = 0.05, real: float = 1., fake: float = 0.):
+def noisy_labels_trick(setup, noise: float = 0.1, flip: float = 0.05, real: float = 1.0, fake: float = 0.0):
     "D's targets jittered by U[−noise, noise] and swapped with probability `flip` (optionally smoothed too)."
-    return _replace(setup, loss=_wrap_innermost(setup.loss, lambda base: TargetLabels(base, real=real, fake=fake, noise=noise, flip=flip)))
+    return _replace(
+        setup,
+        loss=_wrap_innermost(
+            setup.loss, lambda base: TargetLabels(base, real=real, fake=fake, noise=noise, flip=flip)
+        ),
+    )
+
 
 @tricks.register('instance_noise')
 def instance_noise_trick(setup, sigma: float = 0.1, steps: int = 1000, schedule: str = 'linear'):
     "Gaussian noise of std σ on D's inputs, annealed to 0 over `steps` steps ('linear' or 'exponential')."
-    check(not any(isinstance(cb, InstanceNoiseSchedule) for cb in setup.callbacks), 'instance_noise', 'the trick once', 'twice')
+    check(
+        not any(isinstance(cb, InstanceNoiseSchedule) for cb in setup.callbacks),
+        'instance_noise',
+        'the trick once',
+        'twice',
+    )
     D = InstanceNoise(setup.D, sigma)
-    return _replace(setup, D=D, callbacks=[*setup.callbacks, InstanceNoiseSchedule(D, sigma, steps, schedule)])
+    return _replace(
+        setup, D=D, callbacks=[*setup.callbacks, InstanceNoiseSchedule(D, sigma, steps, schedule)]
+    )
+
 
 @tricks.register('diffaug')
 def diffaug_trick(setup, policy: str = 'color,translation,cutout'):
     "DiffAugment on every D input (images only)."
     return _replace(setup, D=DiffAugment(setup.D, policy))
+
 
 @tricks.register('pack')
 def pack_trick(setup, m: int = 2):
@@ -278,26 +417,47 @@ def pack_trick(setup, m: int = 2):
     check(bs % m == 0, 'm', f'a packing degree that divides the batch size {bs}', m)
     return _replace(setup, D=Packed(rebuild_discriminator(setup.D, input_factor=m), m))
 
+
 @tricks.register('unrolled')
 def unrolled_trick(setup, k: int = 5, lr: float = 2e-4, optimizer: str = 'adam', betas: tuple = (0.5, 0.999)):
     "G plays against D unrolled k optimizer steps ahead ('adam' from D's recorded gradient moments, or 'sgd')."
     return _wrap_loss(setup, lambda loss: Unrolled(loss, k, lr, optimizer, betas))
 
+
 @tricks.register('dropout')
 def dropout_trick(setup, p: float = 0.3):
     "Dropout with probability p after every hidden layer of D (rebuilds the plain D)."
-    check(isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p < 1, 'p', 'a probability in [0, 1)', p)
+    check(
+        isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p < 1,
+        'p',
+        'a probability in [0, 1)',
+        p,
+    )
     return _replace(setup, D=rebuild_discriminator(setup.D, dropout=float(p)))
 
+# %% ../nbs/27d_recipes.ipynb #bfa0b95d
 @tricks.register('virtual_batch_norm')
 def virtual_batch_norm_trick(setup, n_ref: int = 64):
     "G's batch norms become virtual batch norms over a fixed reference batch of n_ref latents (drawn from the run's seed)."
-    check(isinstance(n_ref, int) and not isinstance(n_ref, bool) and n_ref > 0, 'n_ref', 'a positive reference batch size', n_ref)
-    z = torch.randn(n_ref, setup.G.latent_dim, generator=torch.Generator().manual_seed(setup.config.seed + 7919))
+    check(
+        isinstance(n_ref, int) and not isinstance(n_ref, bool) and n_ref > 0,
+        'n_ref',
+        'a positive reference batch size',
+        n_ref,
+    )
+    z = torch.randn(
+        n_ref, setup.G.latent_dim, generator=torch.Generator().manual_seed(setup.config.seed + 7919)
+    )
     return _replace(setup, G=use_virtual_batch_norm(setup.G, z))
+
 
 @tricks.register('ema')
 def ema_trick(setup, beta: float = 0.999):
     "An exponential moving average of G's weights for pictures and metrics (what --ema does)."
-    check(not getattr(setup.config, 'ema', 0), 'ema', 'either --ema or the ema trick, not both', setup.config.ema)
+    check(
+        not getattr(setup.config, 'ema', 0),
+        'ema',
+        'either --ema or the ema trick, not both',
+        setup.config.ema,
+    )
     return _replace(setup, callbacks=[*setup.callbacks, EMA(beta)])

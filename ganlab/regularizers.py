@@ -9,8 +9,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from .core import check, check_batch, check_pair, check_number
-from .losses import (Loss, gradient_penalty, dragan_penalty, clip_weights,
-                           input_gradients, random_interpolates)
+from ganlab.losses import (
+    Loss,
+    gradient_penalty,
+    dragan_penalty,
+    clip_weights,
+    input_gradients,
+    random_interpolates,
+)
 
 # %% auto #0
 __all__ = ['SPECTRAL_NORM_TYPES', 'one_sided_gradient_penalty', 'r1_penalty', 'r2_penalty', 'apply_spectral_norm',
@@ -18,7 +24,9 @@ __all__ = ['SPECTRAL_NORM_TYPES', 'one_sided_gradient_penalty', 'r1_penalty', 'r
            'WeightClipping', 'OrthogonalPenalty', 'HistoricalAveraging', 'LossWrapper', 'Penalized']
 
 # %% ../nbs/22_regularizers.ipynb #b1400f83
-def one_sided_gradient_penalty(D, real: Tensor, fake: Tensor, lam: float = 10., y: Tensor | None = None) -> Tensor:
+def one_sided_gradient_penalty(
+    D, real: Tensor, fake: Tensor, lam: float = 10.0, y: Tensor | None = None
+) -> Tensor:
     """λ·E[max(0, ‖∇D(x̂)‖₂ − 1)²] at x̂ = αx + (1 − α)x̃, one α ~ U[0, 1) per sample (drawn as in
     `gradient_penalty`): only gradients steeper than 1 are penalised. Added to the critic's minimised loss."""
     real, fake = check_pair(real, fake)
@@ -26,36 +34,58 @@ def one_sided_gradient_penalty(D, real: Tensor, fake: Tensor, lam: float = 10., 
     norm = input_gradients(D, x_hat, y, 'D(x_hat)').flatten(1).norm(2, dim=1)
     return lam * torch.relu(norm - 1).pow(2).mean()
 
-def r1_penalty(D, real: Tensor, gamma: float = 10., y: Tensor | None = None) -> Tensor:
+
+def r1_penalty(D, real: Tensor, gamma: float = 10.0, y: Tensor | None = None) -> Tensor:
     "R1: (γ/2)·E_x~p_data[‖∇ₓD(x)‖²], the squared norm per sample over all features. Added to D's minimised loss."
     check_batch(real, 'real')
     return gamma / 2 * input_gradients(D, real, y).flatten(1).pow(2).sum(1).mean()
 
-def r2_penalty(D, fake: Tensor, gamma: float = 10., y: Tensor | None = None) -> Tensor:
+
+def r2_penalty(D, fake: Tensor, gamma: float = 10.0, y: Tensor | None = None) -> Tensor:
     "R2: (γ/2)·E_x~p_g[‖∇ₓD(x)‖²] on generated samples (detached: the penalty trains D only)."
     check_batch(fake, 'fake')
     return gamma / 2 * input_gradients(D, fake.detach(), y).flatten(1).pow(2).sum(1).mean()
 
 # %% ../nbs/22_regularizers.ipynb #ef5082e8
-SPECTRAL_NORM_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+SPECTRAL_NORM_TYPES = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
+
 
 def apply_spectral_norm(module: nn.Module, n_power_iterations: int = 1, eps: float = 1e-12) -> nn.Module:
     """Put PyTorch's spectral-norm parametrization on every linear and (transposed) convolution layer of `module`,
-    in place: each weight W is used as W / σ̂(W), σ̂ from power iteration (`n_power_iterations` per training forward)."""
+    in place: each weight W is used as W / σ̂(W), σ̂ from power iteration (`n_power_iterations` per training forward).
+    """
     from torch.nn.utils import parametrize
     from torch.nn.utils.parametrizations import spectral_norm
-    check(isinstance(n_power_iterations, int) and not isinstance(n_power_iterations, bool) and n_power_iterations > 0,
-          'n_power_iterations', 'a positive integer', n_power_iterations)
+
+    check(
+        isinstance(n_power_iterations, int)
+        and not isinstance(n_power_iterations, bool)
+        and n_power_iterations > 0,
+        'n_power_iterations',
+        'a positive integer',
+        n_power_iterations,
+    )
     layers = [m for m in module.modules() if isinstance(m, SPECTRAL_NORM_TYPES)]
     check(len(layers) > 0, 'module', 'a module with linear or convolution layers', type(module).__name__)
     for m in layers:
-        if not parametrize.is_parametrized(m, 'weight'): spectral_norm(m, n_power_iterations=n_power_iterations, eps=eps)
+        if not parametrize.is_parametrized(m, 'weight'):
+            spectral_norm(m, n_power_iterations=n_power_iterations, eps=eps)
     return module
+
 
 def power_iteration(W: Tensor, n_iter: int = 1, u: Tensor | None = None, eps: float = 1e-12):
     "`n_iter` rounds of v ← Wᵀu/‖Wᵀu‖, u ← Wv/‖Wv‖ on W reshaped to (out, −1); returns (σ̂ = uᵀWv, u, v)."
     W = W.flatten(1)
-    if u is None: u = nn.functional.normalize(torch.randn(W.shape[0], dtype=W.dtype, device=W.device), dim=0, eps=eps)
+    if u is None:
+        u = nn.functional.normalize(torch.randn(W.shape[0], dtype=W.dtype, device=W.device), dim=0, eps=eps)
     for _ in range(n_iter):
         v = nn.functional.normalize(W.T @ u, dim=0, eps=eps)
         u = nn.functional.normalize(W @ v, dim=0, eps=eps)
@@ -63,13 +93,20 @@ def power_iteration(W: Tensor, n_iter: int = 1, u: Tensor | None = None, eps: fl
 
 # %% ../nbs/22_regularizers.ipynb #abf5bcbf
 def _weight_matrices(weights) -> list[Tensor]:
-    if torch.is_tensor(weights): weights = [weights]
-    elif callable(getattr(weights, 'parameters', None)): weights = [p for p in weights.parameters() if p.ndim >= 2]
+    if torch.is_tensor(weights):
+        weights = [weights]
+    elif callable(getattr(weights, 'parameters', None)):
+        weights = [p for p in weights.parameters() if p.ndim >= 2]
     weights = list(weights)
     for i, w in enumerate(weights):
-        check(torch.is_tensor(w) and w.ndim >= 2, f'weights[{i}]', 'a tensor with at least 2 dimensions (out, in, ...)',
-              tuple(getattr(w, 'shape', ())))
+        check(
+            torch.is_tensor(w) and w.ndim >= 2,
+            f'weights[{i}]',
+            'a tensor with at least 2 dimensions (out, in, ...)',
+            tuple(getattr(w, 'shape', ())),
+        )
     return weights
+
 
 def orthogonal_penalty(weights, beta: float = 1e-4) -> Tensor:
     """BigGAN's relaxed orthogonal regularization β·Σ_W ‖W Wᵀ ⊙ (1 − I)‖²_F over `weights` (a tensor, the parameters
@@ -90,65 +127,117 @@ class Penalty:
     """A term added to one player's minimised loss by `Penalized`: `term(D, real, fake, **cond)` returns a 0-dim
     tensor (or None for terms that only act in `after_step`); `after_step(module)` runs after that player's
     optimizer step; state lives in `state_dict`. `name` labels its value in the loss's `stats`."""
+
     name = 'penalty'
     input_gradient_penalty = False
+
     def __init__(self, **hparams):
         self.hparams = hparams
-        for k, v in hparams.items(): setattr(self, k, v)
-    def __call__(self, D, real: Tensor | None, fake: Tensor, **cond) -> Tensor | None: raise NotImplementedError
-    def after_step(self, module: nn.Module) -> None: "Called after the optimizer step of the player this term is on."
-    def state_dict(self) -> dict: return {}
+        for k, v in hparams.items():
+            setattr(self, k, v)
+
+    def __call__(self, D, real: Tensor | None, fake: Tensor, **cond) -> Tensor | None:
+        raise NotImplementedError
+
+    def after_step(self, module: nn.Module) -> None:
+        "Called after the optimizer step of the player this term is on."
+
+    def state_dict(self) -> dict:
+        return {}
+
     def load_state_dict(self, state: dict) -> None:
-        check(isinstance(state, dict) and not state, 'state', f'an empty dict ({type(self).__name__} keeps no state)', state)
-    def fresh(self) -> 'Penalty': "The same settings, a clean state."; return type(self)(**self.hparams)
+        check(
+            isinstance(state, dict) and not state,
+            'state',
+            f'an empty dict ({type(self).__name__} keeps no state)',
+            state,
+        )
+
+    def fresh(self) -> 'Penalty':
+        "The same settings, a clean state."
+        return type(self)(**self.hparams)
+
     def __repr__(self):
-        args = (f'{k}={type(v).__name__ if isinstance(v, nn.Module) else repr(v)}' for k, v in self.hparams.items())
+        args = (
+            f'{k}={type(v).__name__ if isinstance(v, nn.Module) else repr(v)}'
+            for k, v in self.hparams.items()
+        )
         return f"{type(self).__name__}({', '.join(args)})"
 
 class GradientPenalty(Penalty):
     "WGAN-GP's penalty at interpolates: two-sided λ(‖∇‖ − 1)², or one-sided λ·max(0, ‖∇‖ − 1)²."
+
     input_gradient_penalty = True
-    def __init__(self, lam: float = 10., one_sided: bool = False):
+
+    def __init__(self, lam: float = 10.0, one_sided: bool = False):
         check(isinstance(one_sided, bool), 'one_sided', 'True or False', one_sided)
         super().__init__(lam=check_number(lam, 'lam'), one_sided=one_sided)
         self.name = 'gp_one_sided' if one_sided else 'gp'
-    def __call__(self, D, real, fake, y=None, **cond):
-        return (one_sided_gradient_penalty if self.one_sided else gradient_penalty)(D, real, fake, self.lam, y=y)
 
+    def __call__(self, D, real, fake, y=None, **cond):
+        return (one_sided_gradient_penalty if self.one_sided else gradient_penalty)(
+            D, real, fake, self.lam, y=y
+        )
+
+# %% ../nbs/22_regularizers.ipynb #5fd945de
 class DRAGANPenalty(Penalty):
     "DRAGAN's local penalty λ(‖∇D(x̂)‖ − 1)² at perturbed real samples."
+
     name = 'dragan'
     input_gradient_penalty = True
-    def __init__(self, lam: float = 10., c: float = 0.5): super().__init__(lam=check_number(lam, 'lam'), c=check_number(c, 'c'))
-    def __call__(self, D, real, fake, y=None, **cond): return dragan_penalty(D, real, self.lam, self.c, y=y)
+
+    def __init__(self, lam: float = 10.0, c: float = 0.5):
+        super().__init__(lam=check_number(lam, 'lam'), c=check_number(c, 'c'))
+
+    def __call__(self, D, real, fake, y=None, **cond):
+        return dragan_penalty(D, real, self.lam, self.c, y=y)
 
 class R1(Penalty):
     "(γ/2)·E‖∇ₓD(x)‖² on real data."
+
     name = 'r1'
     input_gradient_penalty = True
-    def __init__(self, gamma: float = 10.): super().__init__(gamma=check_number(gamma, 'gamma'))
-    def __call__(self, D, real, fake, y=None, **cond): return r1_penalty(D, real, self.gamma, y=y)
+
+    def __init__(self, gamma: float = 10.0):
+        super().__init__(gamma=check_number(gamma, 'gamma'))
+
+    def __call__(self, D, real, fake, y=None, **cond):
+        return r1_penalty(D, real, self.gamma, y=y)
 
 class R2(Penalty):
     "(γ/2)·E‖∇ₓD(x)‖² on generated data."
+
     name = 'r2'
     input_gradient_penalty = True
-    def __init__(self, gamma: float = 10.): super().__init__(gamma=check_number(gamma, 'gamma'))
+
+    def __init__(self, gamma: float = 10.0):
+        super().__init__(gamma=check_number(gamma, 'gamma'))
+
     def __call__(self, D, real, fake, y=None, y_fake=None, **cond):
         return r2_penalty(D, fake, self.gamma, y=y if y_fake is None else y_fake)
 
 class WeightClipping(Penalty):
     "No loss term: after every optimizer step, clamp every parameter into [−c, c] (WGAN's constraint)."
+
     name = 'clip'
-    def __init__(self, c: float = 0.01): super().__init__(c=check_number(c, 'c', strict=True))
-    def __call__(self, D, real, fake, **cond): return None
-    def after_step(self, module): clip_weights(module, self.c)
+
+    def __init__(self, c: float = 0.01):
+        super().__init__(c=check_number(c, 'c', strict=True))
+
+    def __call__(self, D, real, fake, **cond):
+        return None
+
+    def after_step(self, module):
+        clip_weights(module, self.c)
 
 class OrthogonalPenalty(Penalty):
     "β‖WWᵀ ⊙ (1 − I)‖²_F summed over the weights of `module` (default: the discriminator the term is given)."
+
     name = 'ortho'
+
     def __init__(self, beta: float = 1e-4, module: nn.Module | None = None):
         super().__init__(beta=check_number(beta, 'beta'), module=module)
+
     def __call__(self, D, real, fake, **cond):
         return orthogonal_penalty(D if self.module is None else self.module, self.beta)
 
@@ -157,7 +246,9 @@ class HistoricalAveraging(Penalty):
     """Salimans et al.'s historical averaging: weight·Σ_θ ‖θ − θ̄‖², θ̄ = (1/t)·Σ_{i=1}^t θ[i] the running mean of the
     parameters of `module` (default: the discriminator the term is given): θ[1] those at the first call, then those
     after every optimizer step (`after_step`), the current ones included. The mean and t are the state."""
+
     name = 'hist_avg'
+
     def __init__(self, weight: float = 1e-3, module: nn.Module | None = None):
         super().__init__(weight=check_number(weight, 'weight'), module=module)
         self.mean, self.count = None, 0
@@ -166,27 +257,45 @@ class HistoricalAveraging(Penalty):
         return dict((module if self.module is None else self.module).named_parameters())
 
     def _start(self, params: dict) -> None:
-        if self.mean is None: self.mean, self.count = {n: p.detach().clone() for n, p in params.items()}, 1
+        if self.mean is None:
+            self.mean, self.count = {n: p.detach().clone() for n, p in params.items()}, 1
 
     def __call__(self, D, real=None, fake=None, **cond) -> Tensor:
-        params = self._params(D); self._start(params)
-        check(params.keys() == self.mean.keys(), 'module', 'the parameters the running mean was started with', sorted(params)[:3])
+        params = self._params(D)
+        self._start(params)
+        check(
+            params.keys() == self.mean.keys(),
+            'module',
+            'the parameters the running mean was started with',
+            sorted(params)[:3],
+        )
         return self.weight * sum((p - self.mean[n].to(p.device)).pow(2).sum() for n, p in params.items())
 
     @torch.no_grad()
     def after_step(self, module) -> None:
         params = self._params(module)
-        if self.mean is None: self._start(params); return
+        if self.mean is None:
+            self._start(params)
+            return
         self.count += 1
         for n, p in params.items():
             m = self.mean[n] = self.mean[n].to(p.device)
             m.add_((p.detach() - m) / self.count)
 
     def state_dict(self) -> dict:
-        return {} if self.mean is None else {'count': self.count, 'mean': {n: m.detach().clone() for n, m in self.mean.items()}}
+        return (
+            {}
+            if self.mean is None
+            else {'count': self.count, 'mean': {n: m.detach().clone() for n, m in self.mean.items()}}
+        )
+
     def load_state_dict(self, state: dict) -> None:
-        check(isinstance(state, dict) and (not state or set(state) == {'count', 'mean'}), 'state',
-              "an empty dict or one with the keys 'count' and 'mean'", state)
+        check(
+            isinstance(state, dict) and (not state or set(state) == {'count', 'mean'}),
+            'state',
+            "an empty dict or one with the keys 'count' and 'mean'",
+            state,
+        )
         self.mean = {n: m.detach().clone() for n, m in state['mean'].items()} if state else None
         self.count = int(state['count']) if state else 0
 
@@ -195,19 +304,28 @@ class LossWrapper(Loss):
     """A loss built on another (`base`): every call and hook is forwarded, so a wrapper changes one thing only.
     `stats` merges the base's statistics with the wrapper's own; `state_dict` nests the base's under 'base'.
     `d_loss` keeps the latest real batch and its conditioning (`_last_real`, `_last_cond`) for `g_loss`."""
+
     def __init__(self, base: Loss, **hparams):
-        check(callable(getattr(base, 'd_loss', None)) and callable(getattr(base, 'g_loss', None)), 'base',
-              'a ganlab.losses.Loss (with d_loss and g_loss)', type(base).__name__)
+        check(
+            callable(getattr(base, 'd_loss', None)) and callable(getattr(base, 'g_loss', None)),
+            'base',
+            'a ganlab.losses.Loss (with d_loss and g_loss)',
+            type(base).__name__,
+        )
         self.base = base
         super().__init__(**hparams)
         self._last_real, self._last_cond = None, {}
 
     conditioning = property(lambda self: getattr(self.base, 'conditioning', None))
     d_output = property(lambda self: getattr(self.base, 'd_output', 'score'))
+
     @property
-    def stats(self) -> dict: return {**getattr(self.base, 'stats', {}), **self._stats}
+    def stats(self) -> dict:
+        return {**getattr(self.base, 'stats', {}), **self._stats}
+
     @stats.setter
-    def stats(self, value: dict) -> None: self._stats = dict(value)
+    def stats(self, value: dict) -> None:
+        self._stats = dict(value)
 
     optimizer_defaults = property(lambda self: self.base.optimizer_defaults)
     input_gradient_penalty = property(lambda self: getattr(self.base, 'input_gradient_penalty', False))
@@ -235,19 +353,44 @@ class LossWrapper(Loss):
     def after_g_update(self, G) -> None:
         self.base.after_g_update(G)
 
-    def _own_state(self) -> dict: return {}
-    def _load_own_state(self, state: dict) -> None:
-        check(not state, 'state', f"only the key 'base' ({type(self).__name__} keeps no state of its own)", sorted(state))
-    def state_dict(self) -> dict: return {'base': self.base.state_dict(), **self._own_state()}
-    def load_state_dict(self, state: dict) -> None:
-        check(isinstance(state, dict) and 'base' in state, 'state', f"a dict with the key 'base' ({type(self).__name__} wraps a loss)", state)
-        self.base.load_state_dict(state['base']); self._load_own_state({k: v for k, v in state.items() if k != 'base'})
-    def fresh(self) -> 'LossWrapper': return type(self)(self.base.fresh(), **self.hparams)
-    def __repr__(self): return f"{type(self).__name__}({self.base!r}{''.join(f', {k}={v!r}' for k, v in self.hparams.items())})"
+    def _own_state(self) -> dict:
+        return {}
 
+    def _load_own_state(self, state: dict) -> None:
+        check(
+            not state,
+            'state',
+            f"only the key 'base' ({type(self).__name__} keeps no state of its own)",
+            sorted(state),
+        )
+
+    def state_dict(self) -> dict:
+        return {'base': self.base.state_dict(), **self._own_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        check(
+            isinstance(state, dict) and 'base' in state,
+            'state',
+            f"a dict with the key 'base' ({type(self).__name__} wraps a loss)",
+            state,
+        )
+        self.base.load_state_dict(state['base'])
+        self._load_own_state({k: v for k, v in state.items() if k != 'base'})
+
+    def fresh(self) -> 'LossWrapper':
+        return type(self)(self.base.fresh(), **self.hparams)
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}({self.base!r}{''.join(f', {k}={v!r}' for k, v in self.hparams.items())})"
+        )
+
+# %% ../nbs/22_regularizers.ipynb #983f0f63
 class Penalized(LossWrapper):
     """`base` plus penalty terms: D minimises base.d_loss + Σ d_terms(D, real, fake), G minimises base.g_loss +
-    Σ g_terms(D, latest real batch, fake). Each term's value is logged in `stats` under its name (G's with 'g_')."""
+    Σ g_terms(D, latest real batch, fake). Each term's value is logged in `stats` under its name (G's with 'g_').
+    """
+
     def __init__(self, base: Loss, *d_terms: Penalty, g_terms: tuple[Penalty, ...] = ()):
         g_terms = tuple(g_terms)
         for t in d_terms + g_terms:
@@ -260,7 +403,9 @@ class Penalized(LossWrapper):
         own = {}
         for t in terms:
             v = t(D, real, fake, **cond)
-            if v is not None: loss = loss + v; own[prefix + t.name] = v.detach()
+            if v is not None:
+                loss = loss + v
+                own[prefix + t.name] = v.detach()
         return loss, own
 
     @property
@@ -291,18 +436,39 @@ class Penalized(LossWrapper):
             term.after_step(G)
 
     def _own_state(self) -> dict:
-        return {'d_terms': [t.state_dict() for t in self.d_terms], 'g_terms': [t.state_dict() for t in self.g_terms]}
+        return {
+            'd_terms': [t.state_dict() for t in self.d_terms],
+            'g_terms': [t.state_dict() for t in self.g_terms],
+        }
+
     def _load_own_state(self, state: dict) -> None:
-        ok = set(state) == {'d_terms', 'g_terms'} and len(state['d_terms']) == len(self.d_terms) and len(state['g_terms']) == len(self.g_terms)
-        check(ok, 'state', f"'d_terms' with {len(self.d_terms)} and 'g_terms' with {len(self.g_terms)} term states",
-              {k: len(v) if isinstance(v, list) else v for k, v in state.items()})
-        for t, s in zip(self.d_terms + self.g_terms, state['d_terms'] + state['g_terms']): t.load_state_dict(s)
+        ok = (
+            set(state) == {'d_terms', 'g_terms'}
+            and len(state['d_terms']) == len(self.d_terms)
+            and len(state['g_terms']) == len(self.g_terms)
+        )
+        check(
+            ok,
+            'state',
+            f"'d_terms' with {len(self.d_terms)} and 'g_terms' with {len(self.g_terms)} term states",
+            {k: len(v) if isinstance(v, list) else v for k, v in state.items()},
+        )
+        for t, s in zip(self.d_terms + self.g_terms, state['d_terms'] + state['g_terms']):
+            t.load_state_dict(s)
 
     def with_terms(self, d_terms=(), g_terms=()) -> 'Penalized':
         "A wrapper on the same base with these terms added after the present ones."
         return Penalized(self.base, *self.d_terms, *d_terms, g_terms=self.g_terms + tuple(g_terms))
+
     def fresh(self) -> 'Penalized':
-        return Penalized(self.base.fresh(), *(t.fresh() for t in self.d_terms), g_terms=tuple(t.fresh() for t in self.g_terms))
+        return Penalized(
+            self.base.fresh(),
+            *(t.fresh() for t in self.d_terms),
+            g_terms=tuple(t.fresh() for t in self.g_terms),
+        )
+
     def __repr__(self):
-        terms = ''.join(f', {t!r}' for t in self.d_terms) + (f', g_terms={self.g_terms!r}' if self.g_terms else '')
+        terms = ''.join(f', {t!r}' for t in self.d_terms) + (
+            f', g_terms={self.g_terms!r}' if self.g_terms else ''
+        )
         return f"Penalized({self.base!r}{terms})"

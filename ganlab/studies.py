@@ -15,12 +15,13 @@ from .train import TrainConfig, train
 from .evaluation import evaluate_run
 
 # %% auto #0
-__all__ = ['studies', 'LOSSES', 'Study', 'run_one', 'run_study', 'summarize', 'main', 'load', 'table']
+__all__ = ['studies', 'LOSSES', 'Study', 'run_one', 'run_study', 'summarize_seeds', 'main', 'load', 'table']
 
 # %% ../nbs/91_studies.ipynb #fb0e7b0c
 @dataclass
 class Study:
     "An experiment: every method × data set × seed, trained for `steps` generator steps from `base` plus the method's overrides."
+
     name: str
     description: str
     datasets: tuple[str, ...]
@@ -28,8 +29,8 @@ class Study:
     base: dict = field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1, 2)
     steps: int = 3000
-    eval_samples: int | None = None          # images: generated samples for FID/KID/IS (None: evaluate_run's default)
-    published: dict = field(default_factory=dict)   # numbers from the papers, for the tables
+    eval_samples: int | None = None  # images: generated samples for FID/KID/IS (None: evaluate_run's default)
+    published: dict = field(default_factory=dict)  # numbers from the papers, for the tables
 
     def config(self, method: str, data: str, seed: int, steps: int | None = None) -> TrainConfig:
         check(method in self.methods, 'method', f'one of {list(self.methods)}', method)
@@ -39,107 +40,214 @@ class Study:
 
 studies = Registry('study')
 
-def _slug(s: str) -> str: return re.sub(r'[^a-z0-9]+', '-', s.lower()).strip('-')
+def _slug(s: str) -> str:
+    return re.sub(r'[^a-z0-9]+', '-', s.lower()).strip('-')
 
-def run_one(study: Study, method: str, data: str, seed: int, steps: int | None = None, samples_dir=None) -> dict:
+# %% ../nbs/91_studies.ipynb #ac50da86
+def run_one(
+    study: Study, method: str, data: str, seed: int, steps: int | None = None, samples_dir=None
+) -> dict:
     "Train and score one run in a temporary folder; its samples.png is copied into `samples_dir` when given."
     cfg = study.config(method, data, seed, steps)
     cfg = dataclasses.replace(cfg, checkpoint_every=cfg.steps, log_every=max(cfg.steps // 20, 1))
     with tempfile.TemporaryDirectory() as tmp:
-        run = Path(tmp)/'run'
+        run = Path(tmp) / 'run'
         s = train(cfg, out=run, progress=False)
         out = dict(seconds=s['seconds'], failure=s['failure'])
         if s['failure'] is None:
-            if 'modes' in s['metrics']:          # the trainer counted modes: the data has known centres
+            if 'modes' in s['metrics']:  # the trainer counted modes: the data has known centres
                 m = s['metrics']
-                out.update(modes=m['modes'], n_modes=m['n_modes'], high_quality=m['high_quality'], reverse_kl=m['reverse_kl'])
+                out.update(
+                    modes=m['modes'],
+                    n_modes=m['n_modes'],
+                    high_quality=m['high_quality'],
+                    reverse_kl=m['reverse_kl'],
+                )
             else:
-                m = evaluate_run(run, samples=study.eval_samples, pr_samples=min(5000, study.eval_samples or 5000))
-                keep = ('fid', 'kid', 'inception_score', 'precision', 'recall', 'density', 'coverage', 'modes', 'kl', 'eval_seconds')
+                m = evaluate_run(
+                    run, samples=study.eval_samples, pr_samples=min(5000, study.eval_samples or 5000)
+                )
+                keep = (
+                    'fid',
+                    'kid',
+                    'inception_score',
+                    'precision',
+                    'recall',
+                    'density',
+                    'coverage',
+                    'modes',
+                    'kl',
+                    'eval_seconds',
+                )
                 out.update({k: m[k] for k in keep if k in m})
             if samples_dir is not None:
                 Path(samples_dir).mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(run/'samples.png', Path(samples_dir)/f'{data}-{_slug(method)}-seed{seed}.png')
+                shutil.copyfile(
+                    run / 'samples.png', Path(samples_dir) / f'{data}-{_slug(method)}-seed{seed}.png'
+                )
     return out
 
-def run_study(study: Study | str, out=None, seeds=None, steps: int | None = None, methods=None, datasets=None,
-              log=print, command: str | None = None) -> dict:
+# %% ../nbs/91_studies.ipynb #11f84007
+def run_study(
+    study: Study | str,
+    out=None,
+    seeds=None,
+    steps: int | None = None,
+    methods=None,
+    datasets=None,
+    log=print,
+    command: str | None = None,
+) -> dict:
     """Every method × data set × seed of `study`; with `out` (a folder), results go to `out/results.json` after each run
     (finished runs are skipped; a file written with other settings is refused) and the first seed's sample pictures to
     `out/samples/`."""
     study = studies[study] if isinstance(study, str) else study
     seeds, steps = tuple(seeds or study.seeds), steps or study.steps
     methods = list(methods or study.methods)
-    for m in methods: check(m in study.methods, 'methods', f'names from {list(study.methods)}', m)
+    for m in methods:
+        check(m in study.methods, 'methods', f'names from {list(study.methods)}', m)
     datasets = tuple(datasets or study.datasets)
-    settings = json.loads(json.dumps(dict(study=study.name, steps=steps, base=study.base, eval_samples=study.eval_samples,
-                                          methods={m: study.methods[m] for m in methods}, datasets=list(datasets))))
-    path = Path(out)/'results.json' if out else None
+    settings = json.loads(
+        json.dumps(
+            dict(
+                study=study.name,
+                steps=steps,
+                base=study.base,
+                eval_samples=study.eval_samples,
+                methods={m: study.methods[m] for m in methods},
+                datasets=list(datasets),
+            )
+        )
+    )
+    path = Path(out) / 'results.json' if out else None
     results = json.loads(path.read_text()) if path and path.exists() else dict(settings=settings, runs=[])
-    check(results['settings'] == settings, 'out', f'a results file written with these settings (or a new folder)',
-          f'{path} written with other settings; choose another --out')
-    results.update(command=command or results.get('command'), torch=torch.__version__, python=platform.python_version(),
-                   threads=torch.get_num_threads(), published=study.published)
+    check(
+        results['settings'] == settings,
+        'out',
+        f'a results file written with these settings (or a new folder)',
+        f'{path} written with other settings; choose another --out',
+    )
+    results.update(
+        command=command or results.get('command'),
+        torch=torch.__version__,
+        python=platform.python_version(),
+        threads=torch.get_num_threads(),
+        published=study.published,
+    )
     done = {(r['method'], r['data'], r['seed']) for r in results['runs']}
     for seed in seeds:
         for data in datasets:
             for m in methods:
-                if (m, data, seed) in done: continue
-                pictures = Path(out)/'samples' if out and seed == seeds[0] else None      # one picture per method and data set
+                if (m, data, seed) in done:
+                    continue
+                pictures = (
+                    Path(out) / 'samples' if out and seed == seeds[0] else None
+                )  # one picture per method and data set
                 r = dict(method=m, data=data, seed=seed, **run_one(study, m, data, seed, steps, pictures))
                 results['runs'].append(r)
-                shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k not in ('method', 'data', 'seed')}
+                shown = {
+                    k: (round(v, 3) if isinstance(v, float) else v)
+                    for k, v in r.items()
+                    if k not in ('method', 'data', 'seed')
+                }
                 log(f'{data} · {m} · seed {seed}: {shown}')
-                if path: atomic_write_text(path, json.dumps(results, indent=1))
+                if path:
+                    atomic_write_text(path, json.dumps(results, indent=1))
     return results
 
-def summarize(results: dict, keys=None) -> list[dict]:
+# %% ../nbs/91_studies.ipynb #cad03aa6
+def summarize_seeds(results: dict, keys=None) -> list[dict]:
     "One row per (data set, method): mean and standard error over the seeds that finished, for each numeric key."
     rows = []
     for data in results['settings']['datasets']:
         for m in results['settings']['methods']:
             runs = [r for r in results['runs'] if r['data'] == data and r['method'] == m]
             ok = [r for r in runs if r['failure'] is None]
-            ks = keys or sorted({k for r in ok for k, v in r.items() if isinstance(v, (int, float)) and k != 'seed'})
+            ks = keys or sorted(
+                {k for r in ok for k, v in r.items() if isinstance(v, (int, float)) and k != 'seed'}
+            )
             row = dict(data=data, method=m, n=len(ok), failed=len(runs) - len(ok))
             for k in ks:
                 v = torch.tensor([float(r[k]) for r in ok if k in r], dtype=torch.float64)
                 row[k] = float(v.mean()) if len(v) else math.nan
-                row[k + '_se'] = float(v.std() / math.sqrt(len(v))) if len(v) > 1 else 0.
+                row[k + '_se'] = float(v.std() / math.sqrt(len(v))) if len(v) > 1 else 0.0
             rows.append(row)
     return rows
 
 # %% ../nbs/91_studies.ipynb #f05fb4b8
-studies.register('pacgan', Study(
-    'pacgan', "PacGAN's Table 1 protocol on the 8-Gaussian ring and the 25-Gaussian grid",
-    datasets=('ring8', 'grid25'), base=dict(arch='mlp', loss='nsgan', batch_size=256),
-    methods={'GAN': {}, 'PacGAN4': dict(tricks=['pack:m=4']), 'GAN + EMA': dict(ema=0.999),
-             'PacGAN4 + EMA': dict(tricks=['pack:m=4'], ema=0.999)},
-    seeds=(0, 1, 2), steps=5000,
-    published={'GAN': dict(ring8=(6.3, 0.982), grid25=(17.3, 0.948)), 'PacGAN4': dict(ring8=(7.8, 0.959), grid25=(24.8, 0.936))}))
+studies.register(
+    'pacgan',
+    Study(
+        'pacgan',
+        "PacGAN's Table 1 protocol on the 8-Gaussian ring and the 25-Gaussian grid",
+        datasets=('ring8', 'grid25'),
+        base=dict(arch='mlp', loss='nsgan', batch_size=256),
+        methods={
+            'GAN': {},
+            'PacGAN4': dict(tricks=['pack:m=4']),
+            'GAN + EMA': dict(ema=0.999),
+            'PacGAN4 + EMA': dict(tricks=['pack:m=4'], ema=0.999),
+        },
+        seeds=(0, 1, 2),
+        steps=5000,
+        published={
+            'GAN': dict(ring8=(6.3, 0.982), grid25=(17.3, 0.948)),
+            'PacGAN4': dict(ring8=(7.8, 0.959), grid25=(24.8, 0.936)),
+        },
+    ),
+)
 
-studies.register('pacgan-long', Study(
-    'pacgan-long', "PacGAN's protocol at four times the budget: does the quality of the plain GAN's samples keep rising?",
-    datasets=('ring8', 'grid25'), base=dict(arch='mlp', loss='nsgan', batch_size=256),
-    methods={'GAN': {}, 'GAN + EMA': dict(ema=0.999)}, seeds=(0, 1), steps=20000,
-    published=studies['pacgan'].published))
+studies.register(
+    'pacgan-long',
+    Study(
+        'pacgan-long',
+        "PacGAN's protocol at four times the budget: does the quality of the plain GAN's samples keep rising?",
+        datasets=('ring8', 'grid25'),
+        base=dict(arch='mlp', loss='nsgan', batch_size=256),
+        methods={'GAN': {}, 'GAN + EMA': dict(ema=0.999)},
+        seeds=(0, 1),
+        steps=20000,
+        published=studies['pacgan'].published,
+    ),
+)
 
 LOSSES = ('gan', 'nsgan', 'lsgan', 'hinge', 'ragan', 'wgan', 'wgan_gp', 'dragan', 'began', 'ebgan')
-studies.register('losses', Study(
-    'losses', 'Every unconditional loss at equal budget on Fashion-MNIST (DCGAN, width 32, batch 64)',
-    datasets=('fashion-mnist',), base=dict(arch='dcgan', width=32, batch_size=64),
-    methods={name: dict(loss=name) for name in LOSSES}, seeds=(0, 1), steps=500, eval_samples=2000))
+studies.register(
+    'losses',
+    Study(
+        'losses',
+        'Every unconditional loss at equal budget on Fashion-MNIST (DCGAN, width 32, batch 64)',
+        datasets=('fashion-mnist',),
+        base=dict(arch='dcgan', width=32, batch_size=64),
+        methods={name: dict(loss=name) for name in LOSSES},
+        seeds=(0, 1),
+        steps=500,
+        eval_samples=2000,
+    ),
+)
 
-studies.register('stacked-mnist', Study(
-    'stacked-mnist', 'Modes of Stacked MNIST (1,000) reached by a DCGAN, with and without packing',
-    datasets=('stacked-mnist',), base=dict(arch='dcgan', width=32, batch_size=64, loss='nsgan', split='test'),
-    methods={'DCGAN': {}, 'PacDCGAN2': dict(tricks=['pack:m=2'])}, seeds=(0,), steps=2000, eval_samples=10_000,
-    published={'DCGAN': dict(modes=99), 'PacDCGAN2': dict(modes=1000)}))
+studies.register(
+    'stacked-mnist',
+    Study(
+        'stacked-mnist',
+        'Modes of Stacked MNIST (1,000) reached by a DCGAN, with and without packing',
+        datasets=('stacked-mnist',),
+        base=dict(arch='dcgan', width=32, batch_size=64, loss='nsgan', split='test'),
+        methods={'DCGAN': {}, 'PacDCGAN2': dict(tricks=['pack:m=2'])},
+        seeds=(0,),
+        steps=2000,
+        eval_samples=10_000,
+        published={'DCGAN': dict(modes=99), 'PacDCGAN2': dict(modes=1000)},
+    ),
+)
 
 # %% ../nbs/91_studies.ipynb #e87cbf3f
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog='ganlab-bench study', description='Run a benchmark study (see nbs/91_studies.ipynb); '
-                                'results are appended to OUT/results.json after every run, so an interrupted study resumes.')
+    p = argparse.ArgumentParser(
+        prog='ganlab-bench study',
+        description='Run a benchmark study (see nbs/91_studies.ipynb); '
+        'results are appended to OUT/results.json after every run, so an interrupted study resumes.',
+    )
     p.add_argument('name', help=f"the study: {', '.join(studies.names)}")
     p.add_argument('--out', default=None, help='results folder (default: data/benchmarks/NAME)')
     p.add_argument('--seeds', type=int, nargs='+', default=None, help='seeds (default: the study\'s)')
@@ -149,32 +257,54 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     given = sys.argv[1:] if argv is None else list(argv)
-    given = given[given.index(a.name):] if a.name in given else given      # drop 'study' when called as ganlab-bench study ...
+    given = (
+        given[given.index(a.name) :] if a.name in given else given
+    )  # drop 'study' when called as ganlab-bench study ...
     command = 'ganlab-bench study ' + ' '.join(map(shlex.quote, given))
-    try: study = studies[a.name]
-    except KeyError as e: p.error(str(e.args[0]))                     # names the valid studies
-    run_study(study, a.out or Path('data/benchmarks')/study.name, a.seeds, a.steps, a.methods, command=command.strip())
+    try:
+        study = studies[a.name]
+    except KeyError as e:
+        p.error(str(e.args[0]))  # names the valid studies
+    run_study(
+        study,
+        a.out or Path('data/benchmarks') / study.name,
+        a.seeds,
+        a.steps,
+        a.methods,
+        command=command.strip(),
+    )
     return 0
 
 # %% ../nbs/91_studies.ipynb #fe71c4c8
 import builtins
-if __name__ == '__main__' and not hasattr(builtins, '__IPYTHON__'): sys.exit(main())   # python -m ganlab.studies
+
+if __name__ == '__main__' and not hasattr(builtins, '__IPYTHON__'):
+    sys.exit(main())  # python -m ganlab.studies
 
 # %% ../nbs/91_studies.ipynb #8bc11a82
 def load(name: str, root='data/benchmarks') -> dict:
     "The stored results of study `name` (written by `ganlab-bench study NAME`)."
     study = studies[name]
-    path = Path(root)/study.name/'results.json'
-    check(path.is_file(), 'name', f'a study with stored results in {Path(root)/study.name}', f'{name} (run: ganlab-bench study {study.name})')
+    path = Path(root) / study.name / 'results.json'
+    check(
+        path.is_file(),
+        'name',
+        f'a study with stored results in {Path(root)/study.name}',
+        f'{name} (run: ganlab-bench study {study.name})',
+    )
     return json.loads(path.read_text())
+
 
 def table(results: dict, columns: dict[str, str], percent=()) -> str:
     "Markdown: one row per (method, data set), `columns` maps result keys to headers; keys in `percent` shown as %."
     multi = len(results['settings']['datasets']) > 1
     head = (['data'] if multi else []) + ['method', 'seeds'] + list(columns.values())
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for r in summarize(results, keys=list(columns)):
-        cells = ([r['data']] if multi else []) + [r['method'], f"{r['n']}" + (f" ({r['failed']} failed)" if r['failed'] else '')]
+    for r in summarize_seeds(results, keys=list(columns)):
+        cells = ([r['data']] if multi else []) + [
+            r['method'],
+            f"{r['n']}" + (f" ({r['failed']} failed)" if r['failed'] else ''),
+        ]
         for k in columns:
             f = (lambda v: f'{v:.1%}') if k in percent else (lambda v: f'{v:.3g}')
             cells.append(f"{f(r[k])} ± {f(r[k + '_se'])}" if r['n'] > 1 else f(r[k]))

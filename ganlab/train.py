@@ -17,21 +17,41 @@ import torch
 import torch.distributed as dist
 from .core import check, get_device, seed_everything, atomic_write_text
 from . import data as gdata, metrics, viz
+
 # Names re-exported for code written against the one-module trainer (`from ganlab.train import EMA`):
-from .callbacks import (Callback, CancelFit, NonFiniteStop, History, Checkpoint, Samples, ProgressBar,
-                              EMA, Diagnostics)
+from ganlab.callbacks import (
+    Callback,
+    CancelFit,
+    NonFiniteStop,
+    History,
+    Checkpoint,
+    Samples,
+    ProgressBar,
+    EMA,
+    Diagnostics,
+)
 from .games import Conditioning, AdversarialGame
 from .trainer import Trainer, BF16Autocast, ChannelsLast, Compile
-from .recipes import TrainConfig, Setup, build_setup, build_game, make_optimizer
+from .recipes import TrainConfig, Setup, build_setup, build_game, build_run, make_optimizer
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'prepare_run_dir', 'evaluate', 'init_distributed', 'run_callbacks', 'load_data', 'train', 'parse_args',
-           'main']
+__all__ = ['RUN_FILES', 'prepare_run_dir', 'init_distributed', 'run_callbacks', 'load_data', 'train', 'parse_args', 'main']
 
 # %% ../nbs/27e_train.ipynb #e8dc7c96
-RUN_FILES = ('config.json', 'history.csv', 'history.png', 'samples.png', 'samples', 'metrics.json', 'checkpoint.pt')
+RUN_FILES = (
+    'config.json',
+    'history.csv',
+    'history.png',
+    'samples.png',
+    'samples',
+    'metrics.json',
+    'checkpoint.pt',
+)
 
-def _is_nonempty(p: Path) -> bool: return p.exists() and (p.is_file() or any(p.iterdir()))
+
+def _is_nonempty(p: Path) -> bool:
+    return p.exists() and (p.is_file() or any(p.iterdir()))
+
 
 def prepare_run_dir(out, data: str, loss: str, resume: bool = False, overwrite: bool = False) -> Path:
     "The run folder: a fresh `runs/<data>-<loss>-<n>` when `out` is None; refuses to clobber results."
@@ -39,36 +59,40 @@ def prepare_run_dir(out, data: str, loss: str, resume: bool = False, overwrite: 
     if out is None:
         check(not resume, 'out', 'the run folder to resume (--out DIR --resume)', None)
         for i in range(1, 10_000):
-            p = Path('runs')/f'{data}-{loss}-{i}'
-            try: p.mkdir(parents=True); return p
-            except FileExistsError: continue
+            p = Path('runs') / f'{data}-{loss}-{i}'
+            try:
+                p.mkdir(parents=True)
+                return p
+            except FileExistsError:
+                continue
     out = Path(out)
     if resume:
-        check((out/'checkpoint.pt').is_file(), 'out', 'a run folder with checkpoint.pt to resume', str(out))
+        check((out / 'checkpoint.pt').is_file(), 'out', 'a run folder with checkpoint.pt to resume', str(out))
         return out
     if _is_nonempty(out):
         if not overwrite:
-            raise FileExistsError(f"out: {out} already holds files; pass --resume to continue that run, "
-                                  f"--overwrite to replace it, or choose another --out")
+            raise FileExistsError(
+                f"out: {out} already holds files; pass --resume to continue that run, "
+                f"--overwrite to replace it, or choose another --out"
+            )
         strangers = [p.name for p in out.iterdir() if p.name not in RUN_FILES and not p.name.startswith('.')]
-        check(not strangers, 'out', 'a ganlab run folder (only run files) to overwrite', f'{out} holding {strangers[:5]}')
+        check(
+            not strangers,
+            'out',
+            'a ganlab run folder (only run files) to overwrite',
+            f'{out} holding {strangers[:5]}',
+        )
         for name in RUN_FILES:
-            p = out/name
-            if p.is_dir(): [f.unlink() for f in p.iterdir()]; p.rmdir()
-            elif p.exists(): p.unlink()
+            p = out / name
+            if p.is_dir():
+                [f.unlink() for f in p.iterdir()]
+                p.rmdir()
+            elif p.exists():
+                p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 # %% ../nbs/27e_train.ipynb #ed93b355
-def evaluate(game, data, n: int, device, seed: int = 1234) -> dict:
-    "Metrics of a game's generator at fixed latents: mode coverage when the data has known centres."
-    fake = game.sample(n, torch.Generator().manual_seed(seed), device)
-    out = dict(samples=n)
-    if data.centers is not None:
-        out.update(metrics.mode_coverage(fake, data.centers, data.std))
-    return out
-
-
 def init_distributed(device: str = 'auto') -> tuple[int, int, torch.device]:
     """Under `torchrun` (WORLD_SIZE > 1) join the process group, NCCL on GPUs and gloo on CPUs; return
     (rank, world size, this process's device). A single process gets (0, 1, `get_device(device)`)."""
@@ -85,9 +109,11 @@ def init_distributed(device: str = 'auto') -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), torch.device('cpu')
 
 # %% ../nbs/27e_train.ipynb #0f7d6c12
-def run_callbacks(cfg: TrainConfig, setup: Setup, run_dir: Path, rank: int, progress: bool) -> list[Callback]:
-    "The callbacks of a run: NaN stop, the tricks' own, speed pieces, EMA; on rank 0 the writers."
-    callbacks = [NonFiniteStop(), *setup.callbacks]
+def run_callbacks(
+    cfg: TrainConfig, game, data, extra: list, run_dir: Path, rank: int, progress: bool
+) -> list[Callback]:
+    "The callbacks of a run: NaN stop, the recipe's own, speed pieces, EMA; on rank 0 the writers."
+    callbacks = [NonFiniteStop(), *extra]
     if cfg.precision == 'bf16':
         callbacks.append(BF16Autocast())
     if cfg.channels_last:
@@ -98,11 +124,13 @@ def run_callbacks(cfg: TrainConfig, setup: Setup, run_dir: Path, rank: int, prog
         callbacks.append(EMA(cfg.ema))
     if rank != 0:
         return callbacks
-    n_pictured = 1000 if len(setup.data.shape) == 1 else 64
-    callbacks += [History(run_dir/'history.csv', cfg.log_every),
-                  Samples(run_dir/'samples', cfg.checkpoint_every, n=n_pictured),
-                  Checkpoint(run_dir/'checkpoint.pt', cfg.checkpoint_every, extra=dict(config=asdict(cfg)))]
-    if cfg.diagnostics:
+    n_pictured = 1000 if len(data.shape) == 1 else 64
+    callbacks += [
+        History(run_dir / 'history.csv', cfg.log_every),
+        Samples(run_dir / 'samples', cfg.checkpoint_every, n=n_pictured),
+        Checkpoint(run_dir / 'checkpoint.pt', cfg.checkpoint_every, extra=dict(config=asdict(cfg))),
+    ]
+    if cfg.diagnostics and game.diagnostics:
         callbacks.append(Diagnostics(cfg.log_every))
     if progress:
         callbacks.append(ProgressBar())
@@ -113,116 +141,196 @@ def load_data(cfg: TrainConfig):
     "The run's data set (its split; a synthetic mixture has one distribution for every split)."
     return gdata.load(cfg.data, split=cfg.split)
 
-
-def train(config: TrainConfig | None = None, out=None, resume: bool = False, overwrite: bool = False,
-          progress: bool = True) -> dict:
+# %% ../nbs/27e_train.ipynb #abea49f2
+def train(
+    config: TrainConfig | None = None,
+    out=None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
     """Run `config` into a run folder; returns a summary dict (run folder, steps, seconds, metrics,
     failure, diagnostics, rank, world)."""
     config = config or TrainConfig()
+    if not resume:
+        config.resolved()                # a configuration no run can use is refused before any folder is made
     rank, world, device = init_distributed(config.device)
     run_dir = [prepare_run_dir(out, config.data, config.loss, resume, overwrite) if rank == 0 else None]
     if world > 1:
         dist.broadcast_object_list(run_dir, src=0)
     run_dir = Path(run_dir[0])
     if resume:
-        saved = json.loads((run_dir/'config.json').read_text())
+        saved = json.loads((run_dir / 'config.json').read_text())
         config = TrainConfig(**{**saved, 'steps': config.steps, 'device': config.device})
     cfg = config.resolved()
-    seed_everything(cfg.seed)          # the same seed everywhere: every process starts from the same weights
-    setup = build_setup(cfg, load_data(cfg))
-    game = build_game(setup)
-    callbacks = run_callbacks(cfg, setup, run_dir, rank, progress)
-    trainer = Trainer(game, setup.data, cfg.batch_size, device, cfg.seed, callbacks)
+    seed_everything(cfg.seed)  # the same seed everywhere: every process starts from the same weights
+    data = load_data(cfg)
+    game, extra = build_run(cfg, data)
+    callbacks = run_callbacks(cfg, game, data, extra, run_dir, rank, progress)
+    trainer = Trainer(game, data, cfg.batch_size, device, cfg.seed, callbacks)
     if resume:
-        trainer.load_state_dict(torch.load(run_dir/'checkpoint.pt', map_location=device, weights_only=False))
+        trainer.load_state_dict(
+            torch.load(run_dir / 'checkpoint.pt', map_location=device, weights_only=False)
+        )
+        check(
+            cfg.steps >= trainer.step,
+            'steps',
+            f'at least the checkpoint\'s step {trainer.step} to resume',
+            cfg.steps,
+        )  # refused before anything in the run folder changes
     if rank == 0:
-        atomic_write_text(run_dir/'config.json', json.dumps(asdict(cfg), indent=2))
+        atomic_write_text(run_dir / 'config.json', json.dumps(asdict(cfg), indent=2))
     t0 = time.perf_counter()
     try:
         trainer.fit(cfg.steps)
     except KeyboardInterrupt:
-        checkpoint = run_dir/'checkpoint.pt'
+        checkpoint = run_dir / 'checkpoint.pt'
         last = torch.load(checkpoint, weights_only=False)['step'] if checkpoint.exists() else None
-        raise KeyboardInterrupt(f"interrupted at step {trainer.step}; last checkpoint at step {last}; "
-                                f"continue with: ganlab-train --out {run_dir} --resume") from None
+        raise KeyboardInterrupt(
+            f"interrupted at step {trainer.step}; last checkpoint at step {last}; "
+            f"continue with: ganlab-train --out {run_dir} --resume"
+        ) from None
     found = [f for cb in callbacks if isinstance(cb, Diagnostics) for f in cb.found]
-    summary = dict(run_dir=str(run_dir), steps=trainer.step, seconds=round(time.perf_counter() - t0, 2),
-                   failure=trainer.failure, diagnostics=found, rank=rank, world=world)
+    summary = dict(
+        run_dir=str(run_dir),
+        steps=trainer.step,
+        seconds=round(time.perf_counter() - t0, 2),
+        failure=trainer.failure,
+        diagnostics=found,
+        rank=rank,
+        world=world,
+    )
     if trainer.failure is None and rank == 0:
         samples = next(cb for cb in callbacks if isinstance(cb, Samples))
         title = f'{cfg.data} · {cfg.loss} · step {trainer.step}'
-        viz.save_figure(samples.draw(trainer, title), run_dir/'samples.png')
-        if (run_dir/'history.csv').exists():
-            viz.save_figure(viz.plot_history(run_dir/'history.csv'), run_dir/'history.png')
-        summary['metrics'] = evaluate(game, setup.data, cfg.eval_samples, device)
+        viz.save_figure(samples.draw(trainer, title), run_dir / 'samples.png')
+        if (run_dir / 'history.csv').exists():
+            viz.save_figure(viz.plot_history(run_dir / 'history.csv'), run_dir / 'history.png')
+        summary['metrics'] = game.evaluate(data, cfg.eval_samples, device)
         record = {'step': trainer.step, **summary['metrics'], 'diagnostics': found}
-        atomic_write_text(run_dir/'metrics.json', json.dumps(record, indent=2))
+        atomic_write_text(run_dir / 'metrics.json', json.dumps(record, indent=2))
     if world > 1:
         dist.barrier()
     return summary
 
 # %% ../nbs/27e_train.ipynb #55ee4e9a
 _HELP = dict(
-    data="data set: ring8, grid25, mnist, fashion-mnist, cifar10, celeba, stacked-mnist", arch="architecture: mlp or dcgan",
-    loss="loss name from ganlab.losses (nsgan, gan, lsgan, wgan, wgan-gp, hinge, ...)", steps="generator steps (iterations of Algorithm 1)",
-    batch_size="minibatch size m", n_critic="discriminator steps per generator step (k); default per loss",
-    optimizer="adam or rmsprop; default per loss", lr_g="generator learning rate; default per loss",
-    lr_d="discriminator learning rate; default per loss", betas="Adam betas, two numbers; default per loss",
+    data="data set: ring8, grid25, mnist, fashion-mnist, cifar10, celeba, stacked-mnist",
+    arch="architecture: mlp or dcgan",
+    loss="loss name from ganlab.losses (nsgan, gan, lsgan, wgan, wgan-gp, hinge, ...)",
+    steps="generator steps (iterations of Algorithm 1)",
+    batch_size="minibatch size m",
+    n_critic="discriminator steps per generator step (k); default per loss",
+    optimizer="adam or rmsprop; default per loss",
+    lr_g="generator learning rate; default per loss",
+    lr_d="discriminator learning rate; default per loss",
+    betas="Adam betas, two numbers; default per loss",
     latent_dim="size of z; default per architecture (mlp 2, dcgan 100)",
     width="MLP hidden units or DCGAN base channels; default per architecture (mlp 128, dcgan 64)",
     d_norm="discriminator normalisation for architectures with a choice (dcgan: batch, layer, none); "
-           "default: layer for gradient-penalty losses, else batch", seed="seed for every RNG",
-    device="auto (CUDA when present), cpu, cuda or cuda:N", split="data split for image sets",
-    log_every="steps between history rows", checkpoint_every="steps between checkpoints and sample pictures",
-    eval_samples="samples drawn for the final metrics", ema="generator EMA decay beta (e.g. 0.999); 0 = off",
-    diagnostics="watch for failure modes and report them", precision="fp32, or bf16 autocast (GPU)",
-    channels_last="channels-last memory format for image models (GPU)", compile="compile both networks with torch.compile",
-    tricks="a regulariser or trick from ganlab.tricks, NAME or NAME:key=value,...; repeat the option for several")
+    "default: layer for gradient-penalty losses, else batch",
+    game="the game a run plays: adversarial (Algorithm 1), or one a module registers in ganlab.recipes.game_recipes",
+    seed="seed for every RNG",
+    device="auto (CUDA when present), cpu, cuda or cuda:N",
+    split="data split for image sets",
+    log_every="steps between history rows",
+    checkpoint_every="steps between checkpoints and sample pictures",
+    eval_samples="samples drawn for the final metrics",
+    ema="generator EMA decay beta (e.g. 0.999); 0 = off",
+    diagnostics="watch for failure modes and report them",
+    precision="fp32, or bf16 autocast (GPU)",
+    channels_last="channels-last memory format for image models (GPU)",
+    compile="compile both networks with torch.compile",
+    tricks="a regulariser or trick from ganlab.tricks, NAME or NAME:key=value,...; repeat the option for several",
+)
+
 
 def parse_args(argv=None) -> tuple[dict, argparse.Namespace]:
-    p = argparse.ArgumentParser(prog='ganlab-train', description="Train a GAN (Algorithm 1) and write a run folder: "
+    p = argparse.ArgumentParser(
+        prog='ganlab-train',
+        description="Train a GAN (Algorithm 1) and write a run folder: "
         "config.json, history.csv, samples.png, metrics.json, checkpoint.pt. With no arguments: an MLP "
-        "non-saturating GAN on the 8-Gaussian ring, offline, in under a minute on a CPU.")
+        "non-saturating GAN on the 8-Gaussian ring, offline, in under a minute on a CPU.",
+    )
     for f in fields(TrainConfig):
         flag = '--' + f.name.replace('_', '-')
         kind = {'int': int, 'float': float, 'str': str}.get(str(f.type).split(' |')[0], float)
         if f.name == 'tricks':
-            p.add_argument('--trick', dest='tricks', action='append', default=argparse.SUPPRESS, help=_HELP['tricks']); continue
-        extra = (dict(nargs=2, type=float) if f.name == 'betas' else
-                 dict(action=argparse.BooleanOptionalAction) if f.type == 'bool' else dict(type=kind))
-        p.add_argument(flag, default=argparse.SUPPRESS, help=f"{_HELP[f.name]} (default: {f.default})", **extra)
+            p.add_argument(
+                '--trick', dest='tricks', action='append', default=argparse.SUPPRESS, help=_HELP['tricks']
+            )
+            continue
+        extra = (
+            dict(nargs=2, type=float)
+            if f.name == 'betas'
+            else dict(action=argparse.BooleanOptionalAction) if f.type == 'bool' else dict(type=kind)
+        )
+        p.add_argument(
+            flag, default=argparse.SUPPRESS, help=f"{_HELP[f.name]} (default: {f.default})", **extra
+        )
     p.add_argument('--out', help='run folder (default: a new runs/<data>-<loss>-<n>)')
     p.add_argument('--resume', action='store_true', help='continue the run in --out from its checkpoint')
     p.add_argument('--overwrite', action='store_true', help='replace the run files in --out')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     args = p.parse_args(argv)
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    if 'tricks' in given: given['tricks'] = tuple(given['tricks'])
+    if 'tricks' in given:
+        given['tricks'] = tuple(given['tricks'])
     return given, args
 
+# %% ../nbs/27e_train.ipynb #ba6a82cb
 def main(argv=None) -> int:
     given, args = parse_args(argv)
     if args.resume:
-        saved = json.loads((Path(args.out)/'config.json').read_text()) if args.out and (Path(args.out)/'config.json').exists() else {}
-        clash = {k: (v, saved[k]) for k, v in given.items() if k not in ('steps', 'device') and k in saved
-                 and (list(v) if isinstance(v, (tuple, list)) else v) != saved[k]}
+        saved = (
+            json.loads((Path(args.out) / 'config.json').read_text())
+            if args.out and (Path(args.out) / 'config.json').exists()
+            else {}
+        )
+        clash = {
+            k: (v, saved[k])
+            for k, v in given.items()
+            if k not in ('steps', 'device')
+            and k in saved
+            and (list(v) if isinstance(v, (tuple, list)) else v) != saved[k]
+        }
         if clash:
-            print(f"ganlab-train: --resume keeps the run's configuration; these options differ from it: {clash}", file=sys.stderr)
+            print(
+                f"ganlab-train: --resume keeps the run's configuration; these options differ from it: {clash}",
+                file=sys.stderr,
+            )
             return 2
     try:
-        s = train(TrainConfig(**given), out=args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+        s = train(
+            TrainConfig(**given),
+            out=args.out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
     except (ValueError, KeyError, FileExistsError, FileNotFoundError) as e:
-        print(f"ganlab-train: {e.args[0] if e.args else e}", file=sys.stderr); return 2
+        print(f"ganlab-train: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as e:
-        print(f"\nganlab-train: {e}", file=sys.stderr); return 130
+        print(f"\nganlab-train: {e}", file=sys.stderr)
+        return 130
     cfg = TrainConfig(**given)
-    if s['rank'] != 0: return 1 if s['failure'] else 0
+    if s['rank'] != 0:
+        return 1 if s['failure'] else 0
     if s['failure']:
-        print(f"ganlab-train: stopped: {s['failure']}; the last good checkpoint is in {s['run_dir']}", file=sys.stderr)
+        print(
+            f"ganlab-train: stopped: {s['failure']}; the last good checkpoint is in {s['run_dir']}",
+            file=sys.stderr,
+        )
         return 1
     m = s['metrics']
-    modes = (f" · modes {m['modes']}/{m['n_modes']} · high quality {m['high_quality']:.1%} · reverse KL {m['reverse_kl']:.3f}"
-             if 'modes' in m else '')
+    modes = (
+        f" · modes {m['modes']}/{m['n_modes']} · high quality {m['high_quality']:.1%} · reverse KL {m['reverse_kl']:.3f}"
+        if 'modes' in m
+        else ''
+    )
     warn = f" · {len(s['diagnostics'])} warning(s), see metrics.json" if s['diagnostics'] else ''
-    print(f"ganlab-train: {cfg.data} · {cfg.loss} · {s['steps']} steps in {s['seconds']:.1f} s{modes}{warn} → {s['run_dir']}")
+    print(
+        f"ganlab-train: {cfg.data} · {cfg.loss} · {s['steps']} steps in {s['seconds']:.1f} s{modes}{warn} → {s['run_dir']}"
+    )
     return 0

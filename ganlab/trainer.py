@@ -40,7 +40,7 @@ def average_gradients(module: nn.Module, world: int) -> None:
 # %% ../nbs/27b_trainer.ipynb #587dd541
 TRAINER_KEYS = ('step', 'sampler', 'rng', 'callbacks')
 
-
+# %% ../nbs/27b_trainer.ipynb #3229ee2a
 class Trainer:
     """Run a `ganlab.games.Game` for a number of steps: its step, the callbacks' hooks, checkpoints.
 
@@ -55,10 +55,17 @@ class Trainer:
     def __init__(self, game, data, batch_size: int = 64, device=None, seed: int = 0, callbacks=()):
         check(isinstance(batch_size, int) and batch_size > 0, 'batch_size', 'a positive integer', batch_size)
         for cb in callbacks:
-            check(isinstance(cb, Callback), 'callbacks', 'ganlab.callbacks.Callback objects', type(cb).__name__)
+            is_callback = all(
+                hasattr(cb, hook) for hook in ('order', 'before_fit', 'after_step', 'after_fit')
+            )
+            check(is_callback, 'callbacks', 'ganlab.callbacks.Callback objects', type(cb).__name__)
         self.rank, self.world = process_group()
-        check(batch_size % self.world == 0, 'batch_size',
-              f'a multiple of the number of processes ({self.world})', batch_size)
+        check(
+            batch_size % self.world == 0,
+            'batch_size',
+            f'a multiple of the number of processes ({self.world})',
+            batch_size,
+        )
         self.device = get_device(device)
         self.game = game.to(self.device)
         self.data = data
@@ -78,7 +85,7 @@ class Trainer:
         if batch is None or self.world == 1:
             return batch
         n = len(batch) // self.world
-        return batch[self.rank * n:(self.rank + 1) * n]
+        return batch[self.rank * n : (self.rank + 1) * n]
 
     def real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         "This process's share of a real minibatch (x, y), on the device."
@@ -118,8 +125,12 @@ class Trainer:
 
     def fit(self, steps: int) -> 'Trainer':
         "Train until `self.step == steps` (a resumed trainer continues from its step)."
-        check(isinstance(steps, int) and steps >= self.step, 'steps',
-              f'an integer >= the current step {self.step}', steps)
+        check(
+            isinstance(steps, int) and steps >= self.step,
+            'steps',
+            f'an integer >= the current step {self.step}',
+            steps,
+        )
         self.target_steps = steps
         self.callback('before_fit')
         try:
@@ -142,8 +153,9 @@ class Trainer:
             state = cb.state_dict()
             if state is not None:
                 callbacks[type(cb).__name__] = state
-        return dict(game_state, step=self.step, sampler=self.sampler.get_state(), rng=rng_state(),
-                    callbacks=callbacks)
+        return dict(
+            game_state, step=self.step, sampler=self.sampler.get_state(), rng=rng_state(), callbacks=callbacks
+        )
 
     def load_state_dict(self, state: dict) -> 'Trainer':
         "Restore `state_dict()`: the game, the step, the random states and the callbacks' states."
@@ -160,6 +172,7 @@ class Trainer:
 # %% ../nbs/27b_trainer.ipynb #1cfb2698
 class BF16Autocast(Callback):
     "Run the game's forward passes under bf16 autocast on the trainer's device (weights stay float32)."
+
     order = -20
 
     def before_fit(self, trainer):
@@ -169,6 +182,7 @@ class BF16Autocast(Callback):
 
 class ChannelsLast(Callback):
     "Keep image batches and every player's weights in the channels-last memory layout."
+
     order = -20
 
     def before_fit(self, trainer):
@@ -179,6 +193,7 @@ class ChannelsLast(Callback):
 
 class Compile(Callback):
     "Compile every player with `torch.compile`, in place (state-dict keys stay the same)."
+
     order = -20
 
     def __init__(self):

@@ -28,27 +28,45 @@ __all__ = ['AUGMENTATIONS', 'DiscriminatorWrapper', 'FeatureMatching', 'Minibatc
 # %% ../nbs/23_tricks.ipynb #8ab1f7ae
 class DiscriminatorWrapper(nn.Module):
     "A discriminator around `inner` that changes its input (`transform`); `features(x)` follows the same path."
+
     def __init__(self, inner: nn.Module):
         super().__init__()
         self.inner = inner
-    def transform(self, x: Tensor) -> Tensor: return x
-    def forward(self, x: Tensor, *args) -> Tensor: return self.inner(self.transform(x), *args)
+
+    def transform(self, x: Tensor) -> Tensor:
+        return x
+
+    def forward(self, x: Tensor, *args) -> Tensor:
+        return self.inner(self.transform(x), *args)
+
     def features(self, x: Tensor) -> Tensor:
-        check(callable(getattr(self.inner, 'features', None)), 'D', 'an inner discriminator with a features(x) method',
-              type(self.inner).__name__)
+        check(
+            callable(getattr(self.inner, 'features', None)),
+            'D',
+            'an inner discriminator with a features(x) method',
+            type(self.inner).__name__,
+        )
         return self.inner.features(self.transform(x))
 
 # %% ../nbs/23_tricks.ipynb #ee0457ed
 class FeatureMatching(LossWrapper):
     """Salimans et al.'s feature matching: G minimises ‖mean f(x) − mean f(G(z))‖² with f = `D.features`, the means over
-    the latest real batch D saw and over G's batch; `adv_weight` > 0 adds the base's G loss. D's loss is the base's."""
-    def __init__(self, base: Loss, adv_weight: float = 0.):
+    the latest real batch D saw and over G's batch; `adv_weight` > 0 adds the base's G loss. D's loss is the base's.
+    """
+
+    def __init__(self, base: Loss, adv_weight: float = 0.0):
         super().__init__(base, adv_weight=check_number(adv_weight, 'adv_weight'))
 
     def g_loss(self, D, fake: Tensor, **cond) -> Tensor:
         check(self._last_real is not None, 'real', 'a real batch: call d_loss before g_loss', None)
-        check(callable(getattr(D, 'features', None)), 'D', 'a discriminator with a features(x) method', type(D).__name__)
-        with torch.no_grad(): f_real = D.features(self._last_real).flatten(1).mean(0)
+        check(
+            callable(getattr(D, 'features', None)),
+            'D',
+            'a discriminator with a features(x) method',
+            type(D).__name__,
+        )
+        with torch.no_grad():
+            f_real = D.features(self._last_real).flatten(1).mean(0)
         f_fake = D.features(check_batch(fake, 'fake')).flatten(1).mean(0)
         fm = (f_real - f_fake).pow(2).sum()
         loss = fm + self.adv_weight * self.base.g_loss(D, fake, **cond) if self.adv_weight else fm
@@ -59,8 +77,10 @@ class FeatureMatching(LossWrapper):
 class MinibatchDiscrimination(nn.Module):
     """Salimans et al.'s layer: f (N, A) → [f, o] (N, A + B) with M_i = f_i·T ∈ R^{B×C} (T ∈ R^{A×B×C}),
     c_b(i, j) = exp(−‖M_{i,b} − M_{j,b}‖₁) and o(x_i)_b = Σ_j c_b(i, j), summed over the whole minibatch *including*
-    j = i (which adds exp(0) = 1 to every entry), as the deck writes it; `exclude_self=True` drops that term."""
-    def __init__(self, A: int, B: int = 8, C: int = 4, exclude_self: bool = False, init_std: float = 1.):
+    j = i (which adds exp(0) = 1 to every entry), as the deck writes it; `exclude_self=True` drops that term.
+    """
+
+    def __init__(self, A: int, B: int = 8, C: int = 4, exclude_self: bool = False, init_std: float = 1.0):
         super().__init__()
         for name, v in (('A', A), ('B', B), ('C', C)):
             check(isinstance(v, int) and not isinstance(v, bool) and v > 0, name, 'a positive integer', v)
@@ -71,27 +91,42 @@ class MinibatchDiscrimination(nn.Module):
     def similarity(self, f: Tensor) -> Tensor:
         "o (N, B): o(x_i)_b = Σ_j exp(−‖M_{i,b} − M_{j,b}‖₁)."
         check(f.ndim == 2 and f.shape[1] == self.A, 'f', f'features of shape (N, {self.A})', tuple(f.shape))
-        M = torch.einsum('na,abc->bnc', f, self.T)                            # (B, N, C): M_{i,b} for each kernel b
-        l1 = torch.cdist(M, M, p=1)                                            # (B, N, N): ‖M_{i,b} − M_{j,b}‖₁
-        o = torch.exp(-l1).sum(2).T                                            # sum over j → (N, B)
-        return o - 1 if self.exclude_self else o                               # exp(−0) = 1 is the j = i term
+        M = torch.einsum('na,abc->bnc', f, self.T)  # (B, N, C): M_{i,b} for each kernel b
+        l1 = torch.cdist(M, M, p=1)  # (B, N, N): ‖M_{i,b} − M_{j,b}‖₁
+        o = torch.exp(-l1).sum(2).T  # sum over j → (N, B)
+        return o - 1 if self.exclude_self else o  # exp(−0) = 1 is the j = i term
 
-    def forward(self, f: Tensor) -> Tensor: return torch.cat([f, self.similarity(f)], 1)
-    def extra_repr(self): return f'A={self.A}, B={self.B}, C={self.C}, exclude_self={self.exclude_self}'
+    def forward(self, f: Tensor) -> Tensor:
+        return torch.cat([f, self.similarity(f)], 1)
+
+    def extra_repr(self):
+        return f'A={self.A}, B={self.B}, C={self.C}, exclude_self={self.exclude_self}'
+
 
 class MinibatchDiscriminator(DiscriminatorWrapper):
     "`inner.features` f(x) (A = inner.head.in_features), minibatch discrimination, and a new linear head on [f, o]."
-    def __init__(self, inner: nn.Module, B: int = 8, C: int = 4, exclude_self: bool = False, init_std: float = 1.):
-        check(callable(getattr(inner, 'features', None)) and isinstance(getattr(inner, 'head', None), nn.Linear), 'D',
-              'a discriminator with features(x) and a linear head (MLPDiscriminator, DCGANDiscriminator)', type(inner).__name__)
+
+    def __init__(
+        self, inner: nn.Module, B: int = 8, C: int = 4, exclude_self: bool = False, init_std: float = 1.0
+    ):
+        check(
+            callable(getattr(inner, 'features', None))
+            and isinstance(getattr(inner, 'head', None), nn.Linear),
+            'D',
+            'a discriminator with features(x) and a linear head (MLPDiscriminator, DCGANDiscriminator)',
+            type(inner).__name__,
+        )
         super().__init__(inner)
         A = inner.head.in_features
         self.mbd = MinibatchDiscrimination(A, B, C, exclude_self, init_std)
         self.head = nn.Linear(A + B, 1)
-        del self.inner.head                                                    # replaced: neither trained nor saved
+        del self.inner.head  # replaced: neither trained nor saved
 
-    def features(self, x: Tensor) -> Tensor: return self.mbd(self.inner.features(x))
-    def forward(self, x: Tensor) -> Tensor: return self.head(self.features(x)).squeeze(1)
+    def features(self, x: Tensor) -> Tensor:
+        return self.mbd(self.inner.features(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x)).squeeze(1)
 
 # %% ../nbs/23_tricks.ipynb #22fd6268
 class TargetLabels(LossWrapper):
@@ -99,26 +134,43 @@ class TargetLabels(LossWrapper):
     (gan, nsgan, dragan, cgan) or least squares (lsgan) against per-sample targets `real` for real and `fake` for
     generated samples, each swapped with probability `flip` and jittered by U[−noise, noise], then clipped to [0, 1]
     (random numbers from torch on the scores' device). The base's penalty is kept; G's loss is the base's."""
-    def __init__(self, base: Loss, real: float = 1., fake: float = 0., noise: float = 0., flip: float = 0.):
+
+    def __init__(
+        self, base: Loss, real: float = 1.0, fake: float = 0.0, noise: float = 0.0, flip: float = 0.0
+    ):
         kind = getattr(base, 'd_from_scores', None)
-        check(isinstance(base, ScoreLoss) and kind in (gan_d_loss, lsgan_d_loss), 'base',
-              'a loss with real/fake targets: gan, nsgan, dragan, cgan (cross-entropy) or lsgan', repr(base))
-        super().__init__(base, real=check_number(real, 'real', high=1.), fake=check_number(fake, 'fake', high=1.),
-                         noise=check_number(noise, 'noise', high=0.5), flip=check_number(flip, 'flip', high=1.))
+        check(
+            isinstance(base, ScoreLoss) and kind in (gan_d_loss, lsgan_d_loss),
+            'base',
+            'a loss with real/fake targets: gan, nsgan, dragan, cgan (cross-entropy) or lsgan',
+            repr(base),
+        )
+        super().__init__(
+            base,
+            real=check_number(real, 'real', high=1.0),
+            fake=check_number(fake, 'fake', high=1.0),
+            noise=check_number(noise, 'noise', high=0.5),
+            flip=check_number(flip, 'flip', high=1.0),
+        )
 
     def targets(self, like: Tensor, is_real: bool) -> Tensor:
         "Per-sample targets for a batch of real (`is_real`) or generated samples, shaped and placed like `like`."
         own, other = (self.real, self.fake) if is_real else (self.fake, self.real)
         t = torch.full_like(like, own)
-        if self.flip: t = torch.where(torch.rand_like(like) < self.flip, torch.full_like(like, other), t)
-        if self.noise: t = t + (torch.rand_like(like) * 2 - 1) * self.noise
-        return t.clamp(0., 1.)
+        if self.flip:
+            t = torch.where(torch.rand_like(like) < self.flip, torch.full_like(like, other), t)
+        if self.noise:
+            t = t + (torch.rand_like(like) * 2 - 1) * self.noise
+        return t.clamp(0.0, 1.0)
 
     def from_scores(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         "D's loss on raw scores against drawn targets: cross-entropy on logits, or squared error for lsgan."
         tr, tf = self.targets(real_scores, True), self.targets(fake_scores, False)
-        if self.base.d_from_scores is lsgan_d_loss: return (real_scores - tr).pow(2).mean() + (fake_scores - tf).pow(2).mean()
-        return F.binary_cross_entropy_with_logits(real_scores, tr) + F.binary_cross_entropy_with_logits(fake_scores, tf)
+        if self.base.d_from_scores is lsgan_d_loss:
+            return (real_scores - tr).pow(2).mean() + (fake_scores - tf).pow(2).mean()
+        return F.binary_cross_entropy_with_logits(real_scores, tr) + F.binary_cross_entropy_with_logits(
+            fake_scores, tf
+        )
 
     def d_objective(self, D, real, fake, **cond) -> Tensor:
         "The base's one D objective, with its function of the scores replaced by `from_scores`."
@@ -130,44 +182,69 @@ class VirtualBatchNorm(nn.Module):
     `WithReferenceBatch`): those are normalised with their own statistics, and every other example x_i with the
     statistics of {reference batch} ∪ {x_i}, weight 1/(n_ref + 1) on x_i, so an example's output never depends on
     the rest of its minibatch. Per channel (dim 1); learned scale and shift."""
+
     def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()
         self.num_features, self.eps, self.n_ref = num_features, eps, None
-        self.weight, self.bias = nn.Parameter(torch.ones(num_features)), nn.Parameter(torch.zeros(num_features))
+        self.weight, self.bias = nn.Parameter(torch.ones(num_features)), nn.Parameter(
+            torch.zeros(num_features)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        check(self.n_ref is not None, 'n_ref', 'a reference batch size: call the network through WithReferenceBatch', None)
-        check(x.ndim >= 2 and x.shape[1] == self.num_features and x.shape[0] > self.n_ref, 'x',
-              f'shape (n_ref + N, {self.num_features}, ...) with n_ref = {self.n_ref} and N >= 1', tuple(x.shape))
-        ref, xs = x[:self.n_ref], x[self.n_ref:]
-        dims = [0] + list(range(2, x.ndim))                                   # everything but the channel
+        check(
+            self.n_ref is not None,
+            'n_ref',
+            'a reference batch size: call the network through WithReferenceBatch',
+            None,
+        )
+        check(
+            x.ndim >= 2 and x.shape[1] == self.num_features and x.shape[0] > self.n_ref,
+            'x',
+            f'shape (n_ref + N, {self.num_features}, ...) with n_ref = {self.n_ref} and N >= 1',
+            tuple(x.shape),
+        )
+        ref, xs = x[: self.n_ref], x[self.n_ref :]
+        dims = [0] + list(range(2, x.ndim))  # everything but the channel
         ref_mean, ref_sq = ref.mean(dims, keepdim=True), ref.pow(2).mean(dims, keepdim=True)
-        own = list(range(2, x.ndim))                                          # an example's own positions
+        own = list(range(2, x.ndim))  # an example's own positions
         x_mean = xs.mean(own, keepdim=True) if own else xs
         x_sq = xs.pow(2).mean(own, keepdim=True) if own else xs.pow(2)
-        new = 1. / (self.n_ref + 1)
+        new = 1.0 / (self.n_ref + 1)
         mean, sq = new * x_mean + (1 - new) * ref_mean, new * x_sq + (1 - new) * ref_sq
         ref_out = (ref - ref_mean) / torch.sqrt((ref_sq - ref_mean.pow(2)).clamp_min(0) + self.eps)
         x_out = (xs - mean) / torch.sqrt((sq - mean.pow(2)).clamp_min(0) + self.eps)
         shape = (1, -1) + (1,) * (x.ndim - 2)
         return torch.cat([ref_out, x_out]) * self.weight.view(shape) + self.bias.view(shape)
 
+# %% ../nbs/23_tricks.ipynb #64982568
 class WithReferenceBatch(nn.Module):
     "net(cat([reference, x]))[n_ref:]: runs a network whose VirtualBatchNorm layers see a fixed reference batch."
+
     def __init__(self, net: nn.Module, reference: Tensor):
         super().__init__()
         vbn = [m for m in net.modules() if isinstance(m, VirtualBatchNorm)]
         check(len(vbn) > 0, 'net', 'a network with VirtualBatchNorm layers', type(net).__name__)
-        check(torch.is_tensor(reference) and reference.ndim >= 2 and len(reference) > 0, 'reference',
-              'a non-empty batch (n_ref, ...)', tuple(getattr(reference, 'shape', ())))
+        check(
+            torch.is_tensor(reference) and reference.ndim >= 2 and len(reference) > 0,
+            'reference',
+            'a non-empty batch (n_ref, ...)',
+            tuple(getattr(reference, 'shape', ())),
+        )
         self.net = net
         self.register_buffer('reference', reference.detach().clone())
-        for m in vbn: m.n_ref = len(reference)
-        if hasattr(net, 'latent_dim'): self.latent_dim = net.latent_dim
+        for m in vbn:
+            m.n_ref = len(reference)
+        if hasattr(net, 'latent_dim'):
+            self.latent_dim = net.latent_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        check(x.shape[1:] == self.reference.shape[1:], 'x', f'shape (N, {", ".join(map(str, self.reference.shape[1:]))})', tuple(x.shape))
-        return self.net(torch.cat([self.reference.to(x.dtype), x]))[len(self.reference):]
+        check(
+            x.shape[1:] == self.reference.shape[1:],
+            'x',
+            f'shape (N, {", ".join(map(str, self.reference.shape[1:]))})',
+            tuple(x.shape),
+        )
+        return self.net(torch.cat([self.reference.to(x.dtype), x]))[len(self.reference) :]
 
 def use_virtual_batch_norm(net: nn.Module, reference: Tensor) -> WithReferenceBatch:
     "Replace every BatchNorm1d/2d of `net` (in place) by a VirtualBatchNorm with its scale and shift; wrap with `reference`."
@@ -177,10 +254,18 @@ def use_virtual_batch_norm(net: nn.Module, reference: Tensor) -> WithReferenceBa
             if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 vbn = VirtualBatchNorm(child.num_features, child.eps)
                 if child.affine:
-                    with torch.no_grad(): vbn.weight.copy_(child.weight); vbn.bias.copy_(child.bias)
+                    with torch.no_grad():
+                        vbn.weight.copy_(child.weight)
+                        vbn.bias.copy_(child.bias)
                 device = next(iter(child.state_dict().values())).device
-                setattr(parent, name, vbn.to(device)); found += 1
-    check(found > 0, 'net', 'a network with BatchNorm layers to replace (the MLP generator has none; use arch dcgan)', type(net).__name__)
+                setattr(parent, name, vbn.to(device))
+                found += 1
+    check(
+        found > 0,
+        'net',
+        'a network with BatchNorm layers to replace (the MLP generator has none; use arch dcgan)',
+        type(net).__name__,
+    )
     return WithReferenceBatch(net, reference)
 
 # %% ../nbs/23_tricks.ipynb #b84f37d0
@@ -188,63 +273,126 @@ def noise_schedule(step: int, sigma: float, steps: int, kind: str = 'linear') ->
     """σ at training step `step` (0-based), annealed from `sigma` to 0 over `steps` steps: linear σ·(1 − t/T), or
     exponential σ·0.01^{t/T} (1% of σ at t = T); 0 from t = T on."""
     check(kind in ('linear', 'exponential'), 'schedule', "'linear' or 'exponential'", kind)
-    check_number(sigma, 'sigma'); check_number(step, 'step'); check_number(steps, 'steps', strict=True)
-    if step >= steps: return 0.
+    check_number(sigma, 'sigma')
+    check_number(step, 'step')
+    check_number(steps, 'steps', strict=True)
+    if step >= steps:
+        return 0.0
     return sigma * (1 - step / steps) if kind == 'linear' else sigma * 0.01 ** (step / steps)
+
 
 class InstanceNoise(DiscriminatorWrapper):
     "D(x + σε), ε ~ N(0, I) drawn afresh at every call (real and fake alike) in training mode; σ is a buffer."
+
     def __init__(self, inner: nn.Module, sigma: float = 0.1):
         super().__init__(inner)
         self.register_buffer('sigma', torch.tensor(check_number(sigma, 'sigma')))
+
     def transform(self, x: Tensor) -> Tensor:
-        if not self.training: return x
+        if not self.training:
+            return x
         return x + self.sigma.to(x.dtype) * torch.randn_like(x)
+
 
 class InstanceNoiseSchedule(Callback):
     "Set the σ of an `InstanceNoise` discriminator to `noise_schedule(trainer.step, ...)` before every training step."
+
     order = -5
+
     def __init__(self, module: InstanceNoise, sigma: float, steps: int, schedule: str = 'linear'):
-        check(isinstance(module, InstanceNoise), 'module', 'an InstanceNoise discriminator', type(module).__name__)
-        check(isinstance(steps, int) and not isinstance(steps, bool) and steps > 0, 'steps', 'a positive number of steps', steps)
-        noise_schedule(0, sigma, steps, schedule)                              # validates sigma and schedule
+        check(
+            isinstance(module, InstanceNoise),
+            'module',
+            'an InstanceNoise discriminator',
+            type(module).__name__,
+        )
+        check(
+            isinstance(steps, int) and not isinstance(steps, bool) and steps > 0,
+            'steps',
+            'a positive number of steps',
+            steps,
+        )
+        noise_schedule(0, sigma, steps, schedule)  # validates sigma and schedule
         self.module, self.sigma, self.steps, self.schedule = module, sigma, steps, schedule
-    def _set(self, step: int) -> None: self.module.sigma.fill_(noise_schedule(step, self.sigma, self.steps, self.schedule))
-    def before_fit(self, trainer): self._set(trainer.step)
-    def after_step(self, trainer): self._set(trainer.step)
-    def state_dict(self) -> dict: return {'sigma': float(self.module.sigma)}
-    def load_state_dict(self, state: dict, trainer) -> None: self.module.sigma.fill_(float(state['sigma']))
-    def __repr__(self): return f'InstanceNoiseSchedule(sigma={self.sigma}, steps={self.steps}, schedule={self.schedule!r})'
+
+    def _set(self, step: int) -> None:
+        self.module.sigma.fill_(noise_schedule(step, self.sigma, self.steps, self.schedule))
+
+    def before_fit(self, trainer):
+        self._set(trainer.step)
+
+    def after_step(self, trainer):
+        self._set(trainer.step)
+
+    def state_dict(self) -> dict:
+        return {'sigma': float(self.module.sigma)}
+
+    def load_state_dict(self, state: dict, trainer) -> None:
+        self.module.sigma.fill_(float(state['sigma']))
+
+    def __repr__(self):
+        return f'InstanceNoiseSchedule(sigma={self.sigma}, steps={self.steps}, schedule={self.schedule!r})'
 
 # %% ../nbs/23_tricks.ipynb #7283a4da
 class _FeaturesOf(nn.Module):
-    def __init__(self, D: nn.Module): super().__init__(); self.D = D
-    def forward(self, x): return self.D.features(x)
+    def __init__(self, D: nn.Module):
+        super().__init__()
+        self.D = D
+
+    def forward(self, x):
+        return self.D.features(x)
 
 class FunctionalDiscriminator:
     """D evaluated with the parameters and buffers in `tensors` (a name → tensor dict) via torch.func.functional_call;
-    `named_parameters()` / `parameters()` give the replacement parameters, so parameter penalties see them too."""
-    def __init__(self, D: nn.Module, tensors: dict): self.D, self.tensors = D, tensors
-    def __call__(self, x, *args): return torch.func.functional_call(self.D, self.tensors, (x, *args))
-    def named_parameters(self):
-        for name, _ in self.D.named_parameters(): yield name, self.tensors[name]
-    def parameters(self):
-        for _, p in self.named_parameters(): yield p
-    def features(self, x):
-        return torch.func.functional_call(_FeaturesOf(self.D), {f'D.{k}': v for k, v in self.tensors.items()}, (x,))
+    `named_parameters()` / `parameters()` give the replacement parameters, so parameter penalties see them too.
+    """
 
+    def __init__(self, D: nn.Module, tensors: dict):
+        self.D, self.tensors = D, tensors
+
+    def __call__(self, x, *args):
+        return torch.func.functional_call(self.D, self.tensors, (x, *args))
+
+    def named_parameters(self):
+        for name, _ in self.D.named_parameters():
+            yield name, self.tensors[name]
+
+    def parameters(self):
+        for _, p in self.named_parameters():
+            yield p
+
+    def features(self, x):
+        return torch.func.functional_call(
+            _FeaturesOf(self.D), {f'D.{k}': v for k, v in self.tensors.items()}, (x,)
+        )
+
+# %% ../nbs/23_tricks.ipynb #08aa35c6
 class Unrolled(LossWrapper):
     """Metz et al.'s unrolled GAN: G's loss is the base's g_loss against D_k, the discriminator after `k` optimizer steps
     on D's loss (latest real batch, G's current fake batch), taken functionally with the graph kept, so G's gradient
     flows through the unrolled steps. D's parameters and buffers are never changed. `optimizer='adam'`: Adam steps
     (`lr`, `betas`) starting from first and second moments of D's own gradients, recorded after every real D step
     (the state); `optimizer='sgd'`: plain steps θ ← θ − lr·g."""
-    def __init__(self, base: Loss, k: int = 5, lr: float = 2e-4, optimizer: str = 'adam', betas: tuple = (0.5, 0.999)):
-        check(isinstance(k, int) and not isinstance(k, bool) and k >= 0, 'k', 'a number of unrolled steps >= 0', k)
+
+    def __init__(
+        self, base: Loss, k: int = 5, lr: float = 2e-4, optimizer: str = 'adam', betas: tuple = (0.5, 0.999)
+    ):
+        check(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 0,
+            'k',
+            'a number of unrolled steps >= 0',
+            k,
+        )
         check(optimizer in ('adam', 'sgd'), 'optimizer', "'adam' or 'sgd'", optimizer)
         betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas
-        check(isinstance(betas, tuple) and len(betas) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas),
-              'betas', 'two numbers in [0, 1)', betas)
+        check(
+            isinstance(betas, tuple)
+            and len(betas) == 2
+            and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas),
+            'betas',
+            'two numbers in [0, 1)',
+            betas,
+        )
         super().__init__(base, k=k, lr=check_number(lr, 'lr', strict=True), optimizer=optimizer, betas=betas)
         self.m, self.v, self.count = None, None, 0
 
@@ -252,53 +400,78 @@ class Unrolled(LossWrapper):
     def after_d_update(self, D) -> None:
         "Record Adam's moments of D's gradients from its real step (the gradients are still in `.grad`)."
         self.base.after_d_update(D)
-        if self.optimizer != 'adam': return
+        if self.optimizer != 'adam':
+            return
         grads = {n: p.grad for n, p in D.named_parameters() if p.grad is not None}
-        if self.m is None: self.m, self.v = ({n: torch.zeros_like(g) for n, g in grads.items()} for _ in range(2))
+        if self.m is None:
+            self.m, self.v = ({n: torch.zeros_like(g) for n, g in grads.items()} for _ in range(2))
         self.count += 1
         b1, b2 = self.betas
         for n, g in grads.items():
-            if n in self.m: self.m[n].mul_(b1).add_(g, alpha=1 - b1); self.v[n].mul_(b2).addcmul_(g, g, value=1 - b2)
+            if n in self.m:
+                self.m[n].mul_(b1).add_(g, alpha=1 - b1)
+                self.v[n].mul_(b2).addcmul_(g, g, value=1 - b2)
 
     def unroll(self, D: nn.Module, real: Tensor, fake: Tensor, **cond) -> FunctionalDiscriminator:
         "D after k functional optimizer steps on its loss, differentiable in `fake` (and so in G's parameters)."
         params = {n: p.detach().requires_grad_(True) for n, p in D.named_parameters()}
-        buffers = {n: b.clone() for n, b in D.named_buffers()}            # copies: in-place updates (BN, SN) stay here
+        buffers = {n: b.clone() for n, b in D.named_buffers()}  # copies: in-place updates (BN, SN) stay here
         adam = self.optimizer == 'adam'
         m = {n: t.to(params[n].device) for n, t in (self.m or {}).items()} if adam else {}
         v = {n: t.to(params[n].device) for n, t in (self.v or {}).items()} if adam else {}
         b1, b2 = self.betas
         with torch.enable_grad():
             for i in range(self.k):
-                loss = self.base.d_objective(FunctionalDiscriminator(D, {**params, **buffers}), real, fake, **cond)
+                loss = self.base.d_objective(
+                    FunctionalDiscriminator(D, {**params, **buffers}), real, fake, **cond
+                )
                 grads = torch.autograd.grad(loss, list(params.values()), create_graph=True, allow_unused=True)
                 new = {}
                 for (n, p), g in zip(params.items(), grads):
-                    if g is None: new[n] = p; continue
-                    if not adam: new[n] = p - self.lr * g; continue
+                    if g is None:
+                        new[n] = p
+                        continue
+                    if not adam:
+                        new[n] = p - self.lr * g
+                        continue
                     t = self.count + i + 1
-                    m[n] = b1 * m.get(n, 0.) + (1 - b1) * g
-                    v[n] = b2 * v.get(n, 0.) + (1 - b2) * g * g
-                    m_hat, v_hat = m[n] / (1 - b1 ** t), v[n] / (1 - b2 ** t)
-                    new[n] = p - self.lr * m_hat / ((v_hat + 1e-20).sqrt() + 1e-8)     # (+1e-20: a finite sqrt' at 0)
+                    m[n] = b1 * m.get(n, 0.0) + (1 - b1) * g
+                    v[n] = b2 * v.get(n, 0.0) + (1 - b2) * g * g
+                    m_hat, v_hat = m[n] / (1 - b1**t), v[n] / (1 - b2**t)
+                    new[n] = p - self.lr * m_hat / (
+                        (v_hat + 1e-20).sqrt() + 1e-8
+                    )  # (+1e-20: a finite sqrt' at 0)
                 params = new
         return FunctionalDiscriminator(D, {**params, **buffers})
 
     def g_loss(self, D, fake: Tensor, **cond) -> Tensor:
-        if self.k == 0: return self.base.g_loss(D, fake, **cond)
+        if self.k == 0:
+            return self.base.g_loss(D, fake, **cond)
         check(self._last_real is not None, 'real', 'a real batch: call d_loss before g_loss', None)
         real, fake = check_pair(self._last_real, fake)
-        d_cond = dict(self._last_cond)             # the real batch's labels; the fake batch's labels or codes are G's
-        if 'y' in cond: d_cond['y_fake'] = cond['y']
-        if 'c' in cond: d_cond['c'] = cond['c']
+        d_cond = dict(self._last_cond)  # the real batch's labels; the fake batch's labels or codes are G's
+        if 'y' in cond:
+            d_cond['y_fake'] = cond['y']
+        if 'c' in cond:
+            d_cond['c'] = cond['c']
         return self.base.g_loss(self.unroll(D, real, fake, **d_cond), fake, **cond)
 
     def _own_state(self) -> dict:
-        if self.m is None: return {}
-        return {'m': {n: t.detach().clone() for n, t in self.m.items()}, 'v': {n: t.detach().clone() for n, t in self.v.items()},
-                'count': self.count}
+        if self.m is None:
+            return {}
+        return {
+            'm': {n: t.detach().clone() for n, t in self.m.items()},
+            'v': {n: t.detach().clone() for n, t in self.v.items()},
+            'count': self.count,
+        }
+
     def _load_own_state(self, state: dict) -> None:
-        check(not state or set(state) == {'m', 'v', 'count'}, 'state', "only 'base', or 'base', 'm', 'v' and 'count'", sorted(state))
+        check(
+            not state or set(state) == {'m', 'v', 'count'},
+            'state',
+            "only 'base', or 'base', 'm', 'v' and 'count'",
+            sorted(state),
+        )
         self.m = {n: t.detach().clone() for n, t in state['m'].items()} if state else None
         self.v = {n: t.detach().clone() for n, t in state['v'].items()} if state else None
         self.count = int(state['count']) if state else 0
@@ -308,21 +481,31 @@ def rebuild_discriminator(D: nn.Module, input_factor: int = 1, dropout: float | 
     "A fresh D of the same architecture and widths with `input_factor`× the input features or channels (and a new dropout)."
     if isinstance(D, MLPDiscriminator):
         hidden = tuple(m.out_features for m in D.body if isinstance(m, nn.Linear))
-        p = next((m.p for m in D.body if isinstance(m, nn.Dropout)), 0.) if dropout is None else dropout
+        p = next((m.p for m in D.body if isinstance(m, nn.Dropout)), 0.0) if dropout is None else dropout
         return MLPDiscriminator(D.in_dim * input_factor, hidden, p)
     if isinstance(D, DCGANDiscriminator):
         C, H, _ = D.in_shape
         convs = [m for m in D.body if isinstance(m, nn.Conv2d)]
-        norm = ('batch' if any(isinstance(m, nn.BatchNorm2d) for m in D.body) else
-                'layer' if any(isinstance(m, nn.GroupNorm) for m in D.body) else 'none')
-        p = next((m.p for m in D.body if isinstance(m, nn.Dropout)), 0.) if dropout is None else dropout
+        norm = (
+            'batch'
+            if any(isinstance(m, nn.BatchNorm2d) for m in D.body)
+            else 'layer' if any(isinstance(m, nn.GroupNorm) for m in D.body) else 'none'
+        )
+        p = next((m.p for m in D.body if isinstance(m, nn.Dropout)), 0.0) if dropout is None else dropout
         return DCGANDiscriminator(C * input_factor, H, convs[0].out_channels, norm, p)
-    check(False, 'D', 'a plain MLPDiscriminator or DCGANDiscriminator (apply this trick before tricks that wrap D)', type(D).__name__)
+    check(
+        False,
+        'D',
+        'a plain MLPDiscriminator or DCGANDiscriminator (apply this trick before tricks that wrap D)',
+        type(D).__name__,
+    )
+
 
 class Packed(DiscriminatorWrapper):
     """PacGAN: D judges packs of `m` samples. (N, *s) → (N/m, m·s₀, *s[1:]) (features or channels concatenated), `inner`
     scores each pack, and each pack's score is repeated m times: one score per sample, shape (N,), and every loss's
     mean over samples equals its mean over packs."""
+
     def __init__(self, inner: nn.Module, m: int = 2):
         check(isinstance(m, int) and not isinstance(m, bool) and m >= 1, 'm', 'a packing degree m >= 1', m)
         super().__init__(inner)
@@ -331,27 +514,58 @@ class Packed(DiscriminatorWrapper):
     def transform(self, x: Tensor) -> Tensor:
         check_batch(x, 'x')
         n = x.shape[0]
-        if n % self.m: check(False, 'x', f'a batch whose size is a multiple of the packing degree m = {self.m}', f'{n} samples')
-        return x.reshape(n // self.m, self.m * x.shape[1], *x.shape[2:])       # samples i·m ... i·m + m − 1 form pack i
+        if n % self.m:
+            check(
+                False,
+                'x',
+                f'a batch whose size is a multiple of the packing degree m = {self.m}',
+                f'{n} samples',
+            )
+        return x.reshape(
+            n // self.m, self.m * x.shape[1], *x.shape[2:]
+        )  # samples i·m ... i·m + m − 1 form pack i
 
     def forward(self, x: Tensor, *args) -> Tensor:
-        check(not args, 'D', 'an unconditional discriminator (Packed does not pack labels)', f'{len(args)} extra argument(s)')
+        check(
+            not args,
+            'D',
+            'an unconditional discriminator (Packed does not pack labels)',
+            f'{len(args)} extra argument(s)',
+        )
         return self.inner(self.transform(x)).reshape(-1).repeat_interleave(self.m)
-    def features(self, x: Tensor) -> Tensor: return super().features(x).repeat_interleave(self.m, dim=0)
-    def extra_repr(self): return f'm={self.m}'
+
+    def features(self, x: Tensor) -> Tensor:
+        return super().features(x).repeat_interleave(self.m, dim=0)
+
+    def extra_repr(self):
+        return f'm={self.m}'
 
 # %% ../nbs/23_tricks.ipynb #02717df0
-def truncated_normal_latents(n: int, dim: int, psi: float | None = None, threshold: float | None = None,
-                             generator: torch.Generator | None = None, device=None) -> Tensor:
+def truncated_normal_latents(
+    n: int,
+    dim: int,
+    psi: float | None = None,
+    threshold: float | None = None,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> Tensor:
     """n latent vectors for the truncation trick: `threshold` τ resamples every entry of z ~ N(0, I) with |z| > τ until
     none is left (BigGAN); `psi` ψ ∈ [0, 1] scales z by ψ (towards z̄ = 0). Exactly one of them; drawn with
     `generator` on the CPU, then moved to `device`."""
-    check(isinstance(n, int) and n > 0 and isinstance(dim, int) and dim > 0, 'n/dim', 'positive integers', (n, dim))
+    check(
+        isinstance(n, int) and n > 0 and isinstance(dim, int) and dim > 0,
+        'n/dim',
+        'positive integers',
+        (n, dim),
+    )
     check((psi is None) != (threshold is None), 'psi/threshold', 'exactly one of them', (psi, threshold))
-    if threshold is not None: check_number(threshold, 'threshold', strict=True)
-    else: psi = check_number(psi, 'psi', high=1.)
+    if threshold is not None:
+        check_number(threshold, 'threshold', strict=True)
+    else:
+        psi = check_number(psi, 'psi', high=1.0)
     z = torch.randn(n, dim, generator=generator)
-    if threshold is None: return (z * psi).to(device)
+    if threshold is None:
+        return (z * psi).to(device)
     bad = z.abs() > threshold
     while bool(bad.any()):
         z[bad] = torch.randn(int(bad.sum()), generator=generator)
@@ -359,7 +573,8 @@ def truncated_normal_latents(n: int, dim: int, psi: float | None = None, thresho
     return z.to(device)
 
 # %% ../nbs/23_tricks.ipynb #a9d51d42
-def _rand(x: Tensor, *shape) -> Tensor: return torch.rand(x.shape[0], *shape, dtype=x.dtype, device=x.device)
+def _rand(x: Tensor, *shape) -> Tensor:
+    return torch.rand(x.shape[0], *shape, dtype=x.dtype, device=x.device)
 
 def augment_brightness(x: Tensor) -> Tensor:
     "x + U[−0.5, 0.5), one shift per image."
@@ -381,9 +596,15 @@ def augment_translation(x: Tensor, ratio: float = 0.125) -> Tensor:
     sh, sw = int(H * ratio + 0.5), int(W * ratio + 0.5)
     tx = torch.randint(-sh, sh + 1, (N, 1, 1), device=x.device)
     ty = torch.randint(-sw, sw + 1, (N, 1, 1), device=x.device)
-    gb, gx, gy = torch.meshgrid(torch.arange(N, device=x.device), torch.arange(H, device=x.device),
-                                torch.arange(W, device=x.device), indexing='ij')
-    gx, gy = (gx + tx + 1).clamp(0, H + 1), (gy + ty + 1).clamp(0, W + 1)       # indices into the zero-padded image
+    gb, gx, gy = torch.meshgrid(
+        torch.arange(N, device=x.device),
+        torch.arange(H, device=x.device),
+        torch.arange(W, device=x.device),
+        indexing='ij',
+    )
+    gx, gy = (gx + tx + 1).clamp(0, H + 1), (gy + ty + 1).clamp(
+        0, W + 1
+    )  # indices into the zero-padded image
     padded = F.pad(x, [1, 1, 1, 1]).permute(0, 2, 3, 1)
     return padded[gb, gx, gy].permute(0, 3, 1, 2)
 
@@ -393,33 +614,60 @@ def augment_cutout(x: Tensor, ratio: float = 0.5) -> Tensor:
     ch, cw = int(H * ratio + 0.5), int(W * ratio + 0.5)
     ox = torch.randint(0, H + (1 - ch % 2), (N, 1, 1), device=x.device)
     oy = torch.randint(0, W + (1 - cw % 2), (N, 1, 1), device=x.device)
-    gb, gx, gy = torch.meshgrid(torch.arange(N, device=x.device), torch.arange(ch, device=x.device),
-                                torch.arange(cw, device=x.device), indexing='ij')
+    gb, gx, gy = torch.meshgrid(
+        torch.arange(N, device=x.device),
+        torch.arange(ch, device=x.device),
+        torch.arange(cw, device=x.device),
+        indexing='ij',
+    )
     gx, gy = (gx + ox - ch // 2).clamp(0, H - 1), (gy + oy - cw // 2).clamp(0, W - 1)
     mask = torch.ones(N, H, W, dtype=x.dtype, device=x.device)
     mask[gb, gx, gy] = 0
     return x * mask[:, None]
 
-AUGMENTATIONS = {'color': (augment_brightness, augment_saturation, augment_contrast),
-                 'translation': (augment_translation,), 'cutout': (augment_cutout,)}
+AUGMENTATIONS = {
+    'color': (augment_brightness, augment_saturation, augment_contrast),
+    'translation': (augment_translation,),
+    'cutout': (augment_cutout,),
+}
 
+# %% ../nbs/23_tricks.ipynb #c8aaa30f
 def _policy(policy) -> tuple[str, ...]:
-    parts = tuple(p.strip() for p in re.split(r'[,+\s]+', policy) if p.strip()) if isinstance(policy, str) else tuple(policy)
-    check(len(parts) > 0 and all(p in AUGMENTATIONS for p in parts), 'policy',
-          f"names from {sorted(AUGMENTATIONS)} separated by ',' or '+'", policy)
+    parts = (
+        tuple(p.strip() for p in re.split(r'[,+\s]+', policy) if p.strip())
+        if isinstance(policy, str)
+        else tuple(policy)
+    )
+    check(
+        len(parts) > 0 and all(p in AUGMENTATIONS for p in parts),
+        'policy',
+        f"names from {sorted(AUGMENTATIONS)} separated by ',' or '+'",
+        policy,
+    )
     return parts
 
 def diff_augment(x: Tensor, policy='color,translation,cutout') -> Tensor:
     "Zhao et al.'s DiffAugment: the policy's differentiable augmentations in order, drawn per image."
-    check(torch.is_tensor(x) and x.ndim == 4, 'x', 'images of shape (N, C, H, W)', tuple(getattr(x, 'shape', ())))
+    check(
+        torch.is_tensor(x) and x.ndim == 4,
+        'x',
+        'images of shape (N, C, H, W)',
+        tuple(getattr(x, 'shape', ())),
+    )
     for name in _policy(policy):
-        for f in AUGMENTATIONS[name]: x = f(x)
+        for f in AUGMENTATIONS[name]:
+            x = f(x)
     return x
 
 class DiffAugment(DiscriminatorWrapper):
     "D(T(x)) with T = `diff_augment(·, policy)` on every input, real and fake alike, in training mode."
+
     def __init__(self, inner: nn.Module, policy='color,translation,cutout'):
         super().__init__(inner)
         self.policy = _policy(policy)
-    def transform(self, x): return diff_augment(x, self.policy) if self.training else x
-    def extra_repr(self): return f"policy={'+'.join(self.policy)}"
+
+    def transform(self, x):
+        return diff_augment(x, self.policy) if self.training else x
+
+    def extra_repr(self):
+        return f"policy={'+'.join(self.policy)}"

@@ -2,17 +2,17 @@
 import re
 import pytest
 import torch
-from ganlab.bench import Row, benchmarks, compare, format_table, main, minimal_wgan_gp_d_loss, run_benchmarks, _dcgan_critic
+from ganlab.bench import Row, benchmarks, time_interleaved, format_table, main, minimal_wgan_gp_d_loss, run_benchmarks, _dcgan_critic
 from ganlab.losses import wgan_gp
 
 
 def test_compare_interleaves_after_warmup():
     calls = []
-    ours, ref = compare(lambda: calls.append('A'), lambda: calls.append('B'), repeats=3, warmup=1)
+    ours, ref = time_interleaved(lambda: calls.append('A'), lambda: calls.append('B'), repeats=3, warmup=1)
     assert ''.join(calls) == 'AB' + 'AB' + 'BA' + 'AB'
     assert ours >= 0 and ref >= 0
     with pytest.raises(ValueError, match='^repeats:'):
-        compare(lambda: None, lambda: None, repeats=0)
+        time_interleaved(lambda: None, lambda: None, repeats=0)
 
 
 def test_reference_computes_the_same_loss():

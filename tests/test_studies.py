@@ -1,7 +1,7 @@
 "The benchmark studies (ganlab.studies, `ganlab-bench study`): resumable results, summaries, the command line."
 import json, math
 import pytest
-from ganlab.studies import Study, run_study, summarize, studies, main
+from ganlab.studies import Study, run_study, summarize_seeds, studies, main
 from ganlab import bench
 
 TINY = Study('tiny', 'a test study', datasets=('ring8',), base=dict(arch='mlp', width=8, batch_size=16),
@@ -25,7 +25,7 @@ def test_same_seed_same_result_and_summary_statistics(tmp_path):
     b = run_study(TINY, tmp_path/'b', seeds=(0, 1), methods=['GAN'], log=lambda s: None)
     strip = lambda runs: [{k: v for k, v in r.items() if k != 'seconds'} for r in runs]
     assert strip(a['runs']) == strip(b['runs'])                           # seeded: reproducible
-    row, = summarize(a, keys=['high_quality', 'modes'])
+    row, = summarize_seeds(a, keys=['high_quality', 'modes'])
     hq = [r['high_quality'] for r in a['runs']]
     assert row['n'] == 2 and row['failed'] == 0
     assert math.isclose(row['high_quality'], sum(hq) / 2) and math.isclose(row['high_quality_se'], abs(hq[0] - hq[1]) / 2)

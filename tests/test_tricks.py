@@ -515,14 +515,14 @@ def test_command_line_reports_bad_tricks(tmp_path, capsys):
 # ---------------------------------------------------------------- the experiment helper (ganlab.mode_collapse)
 def test_mode_collapse_study_resumes_and_summarizes(tmp_path):
     from ganlab.mode_collapse import study, methods, main
-    from ganlab.studies import run_study, summarize
+    from ganlab.studies import run_study, summarize_seeds
     names = ['NS-GAN (baseline)', 'PacGAN (m = 2)']
     s, lines = study(steps=3, width=8, batch_size=16, seeds=(0, 1)), []
     res = run_study(s, tmp_path/'r', methods=names, datasets=('ring8',), log=lines.append)
     assert len(res['runs']) == 4 and len(lines) == 4 and json.loads((tmp_path/'r'/'results.json').read_text())['runs'] == res['runs']
     again = run_study(s, tmp_path/'r', methods=names, datasets=('ring8',), log=lines.append)
     assert len(lines) == 4 and again['runs'] == res['runs']                  # finished runs are skipped
-    rows = summarize(res)
+    rows = summarize_seeds(res)
     assert [r['method'] for r in rows] == names and all(r['n'] == 2 and r['n_modes'] == 8 for r in rows)
     hq = [r['high_quality'] for r in res['runs'] if r['method'] == names[1]]
     assert math.isclose(rows[1]['high_quality'], sum(hq) / 2) and math.isclose(rows[1]['high_quality_se'], abs(hq[0] - hq[1]) / 2)
