@@ -45,12 +45,27 @@ from ganlab.tricks import (
 from .games import AdversarialGame, Conditioning
 
 # %% auto #0
-__all__ = ['game_recipes', 'tricks', 'TrainConfig', 'make_optimizer', 'Setup', 'conditioning_for', 'build_setup', 'build_game',
-           'adversarial_recipe', 'build_run', 'parse_spec', 'apply', 'gradient_penalty_trick', 'dragan_trick',
-           'r1_trick', 'r2_trick', 'weight_clipping_trick', 'spectral_norm_trick', 'orthogonal_trick',
+__all__ = ['game_recipes', 'tricks', 'adversarial_recipe', 'build_run', 'TrainConfig', 'make_optimizer', 'Setup',
+           'conditioning_for', 'build_setup', 'build_game', 'parse_spec', 'apply', 'gradient_penalty_trick',
+           'dragan_trick', 'r1_trick', 'r2_trick', 'weight_clipping_trick', 'spectral_norm_trick', 'orthogonal_trick',
            'historical_averaging_trick', 'feature_matching_trick', 'minibatch_discrimination_trick',
            'label_smoothing_trick', 'noisy_labels_trick', 'instance_noise_trick', 'diffaug_trick', 'pack_trick',
            'unrolled_trick', 'dropout_trick', 'virtual_batch_norm_trick', 'ema_trick']
+
+# %% ../nbs/27d_recipes.ipynb #c648dcd7
+game_recipes = Registry('game')
+
+
+@game_recipes.register('adversarial')
+def adversarial_recipe(cfg: TrainConfig, data) -> tuple[AdversarialGame, list]:
+    "Algorithm 1 with the configuration's loss, architecture and tricks; the tricks' callbacks."
+    setup = build_setup(cfg, data)
+    return build_game(setup), setup.callbacks
+
+
+def build_run(cfg: TrainConfig, data) -> tuple:
+    "The game a resolved configuration plays on `data`, and the extra callbacks its recipe needs."
+    return game_recipes[cfg.game](cfg, data)
 
 # %% ../nbs/27d_recipes.ipynb #a5da2d11
 @dataclass
@@ -89,24 +104,28 @@ class TrainConfig:
         loss = get_loss(self.loss)
         defaults = loss.optimizer_defaults
         builder = inspect.signature(models.architectures[self.arch]).parameters
+        self.check()                         # the values given, before any default fills a gap
         c = copy.copy(self)
-        c.optimizer = c.optimizer or defaults['optimizer']
-        c.lr_g = c.lr_g or defaults['lr']
-        c.lr_d = c.lr_d or defaults['lr']
+
+        def default(value, fallback):
+            return fallback if value is None else value
+
+        c.optimizer = default(c.optimizer, defaults['optimizer'])
+        c.lr_g = default(c.lr_g, defaults['lr'])
+        c.lr_d = default(c.lr_d, defaults['lr'])
         c.betas = tuple(c.betas) if c.betas is not None else defaults['betas']
-        c.n_critic = c.n_critic or defaults['n_critic']
-        c.latent_dim = c.latent_dim or builder['latent_dim'].default
-        c.width = c.width or builder['width'].default
+        c.n_critic = default(c.n_critic, defaults['n_critic'])
+        c.latent_dim = default(c.latent_dim, builder['latent_dim'].default)
+        c.width = default(c.width, builder['width'].default)
         if 'norm' in builder:
-            penalised = getattr(loss, 'input_gradient_penalty', False)
-            c.d_norm = c.d_norm or ('layer' if penalised else builder['norm'].default)
+            # No batch norm in a critic whose loss penalises input gradients per sample.
+            norm = builder['norm'].default
+            if norm == 'batch' and getattr(loss, 'input_gradient_penalty', False):
+                norm = 'layer'
+            c.d_norm = default(c.d_norm, norm)
         else:
-            check(
-                c.d_norm is None,
-                'd_norm',
-                f"no value: architecture {c.arch!r} has no normalisation choice",
-                c.d_norm,
-            )
+            expected = f"no value: architecture {c.arch!r} has no normalisation choice"
+            check(c.d_norm is None, 'd_norm', expected, c.d_norm)
         c.tricks = tuple(c.tricks)
         c.check()
         return c
@@ -148,6 +167,7 @@ class TrainConfig:
             "'batch', 'layer' or 'none'",
             self.d_norm,
         )
+        check(self.optimizer in (None, 'adam', 'rmsprop'), 'optimizer', "'adam' or 'rmsprop'", self.optimizer)
         check(self.game in game_recipes, 'game', f"one of {', '.join(game_recipes.names)}", self.game)
 
 # %% ../nbs/27d_recipes.ipynb #e9c9a4f2
@@ -213,21 +233,6 @@ def build_game(setup: Setup) -> AdversarialGame:
     opt_g = make_optimizer(cfg.optimizer, setup.G.parameters(), cfg.lr_g, cfg.betas)
     opt_d = make_optimizer(cfg.optimizer, setup.D.parameters(), cfg.lr_d, cfg.betas)
     return AdversarialGame(setup.G, setup.D, setup.loss, opt_g, opt_d, cfg.n_critic, setup.conditioning)
-
-# %% ../nbs/27d_recipes.ipynb #c648dcd7
-game_recipes = Registry('game')
-
-
-@game_recipes.register('adversarial')
-def adversarial_recipe(cfg: TrainConfig, data) -> tuple[AdversarialGame, list]:
-    "Algorithm 1 with the configuration's loss, architecture and tricks; the tricks' callbacks."
-    setup = build_setup(cfg, data)
-    return build_game(setup), setup.callbacks
-
-
-def build_run(cfg: TrainConfig, data) -> tuple:
-    "The game a resolved configuration plays on `data`, and the extra callbacks its recipe needs."
-    return game_recipes[cfg.game](cfg, data)
 
 # %% ../nbs/27d_recipes.ipynb #2785bf08
 tricks = Registry('trick')
