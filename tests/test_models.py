@@ -26,12 +26,52 @@ from torch import nn
 from ganlab.models import DCGANGenerator, DCGANDiscriminator
 
 @pytest.mark.parametrize('size, channels', [(28, 1), (32, 3), (64, 3), (56, 1)])
-@pytest.mark.parametrize('upsample', ['transpose', 'pixelshuffle'])
+@pytest.mark.parametrize('upsample', ['transpose', 'pixelshuffle', 'resize'])
 def test_dcgan_shapes(size, channels, upsample):
     G, D = DCGANGenerator(16, channels, size, 8, upsample), DCGANDiscriminator(channels, size, 8)
     x = G(torch.randn(2, 16))
     assert x.shape == (2, channels, size, size) and D(x).shape == (2,)
     assert torch.equal(D(x), D.head(D.features(x)).squeeze(1))
+
+from ganlab.models import SubPixelConv, icnr_, dcgan_init
+from ganlab.shapes import checkerboard
+
+def _phases_equal(conv_weight: torch.Tensor, scale: int = 2) -> bool:
+    "True when the scale² channels PixelShuffle sends to the phases of each output channel hold one kernel."
+    phases = conv_weight.view(-1, scale**2, *conv_weight.shape[1:])
+    return bool((phases == phases[:, :1]).all())
+
+def test_icnr_copies_one_kernel_to_every_phase():
+    weight = torch.empty(4 * 3, 5, 3, 3)
+    assert icnr_(weight, 2, std=0.02) is weight and _phases_equal(weight)
+    assert not torch.equal(weight[0], weight[4])                        # different output channels differ
+    assert abs(weight.std().item() - 0.02) < 0.006
+    with pytest.raises(ValueError, match=r'^weight: expected a convolution weight'): icnr_(torch.empty(6, 5, 3, 3), 2)
+
+def test_pixelshuffle_generator_starts_without_checkerboard():
+    "Sub-pixel convolution alone is a transposed convolution with four free phases; ICNR makes them equal."
+    torch.manual_seed(0)
+    G = DCGANGenerator(16, 1, 28, 8, upsample='pixelshuffle')
+    sub_pixel = [m for m in G.modules() if isinstance(m, SubPixelConv)]
+    assert len(sub_pixel) == 2 and all(m.icnr and _phases_equal(m.conv.weight) for m in sub_pixel)
+    assert max(checkerboard(m, m.conv.in_channels) for m in sub_pixel) < 1e-6
+    dcgan_init(G)                                                       # re-initialising keeps ICNR
+    assert all(_phases_equal(m.conv.weight) for m in sub_pixel)
+    random_phases = SubPixelConv(16, 8, icnr=False)
+    assert not _phases_equal(random_phases.conv.weight) and checkerboard(random_phases, 16) > 0.5
+    transposed = DCGANGenerator(16, 1, 28, 8, upsample='transpose').net[3]
+    assert isinstance(transposed, nn.ConvTranspose2d) and checkerboard(transposed, 16) > 0.5
+    resize = DCGANGenerator(16, 1, 28, 8, upsample='resize').net[3]
+    assert checkerboard(resize, 16) < 1e-6
+
+def test_dcgan_init_follows_the_pytorch_example():
+    "Weights N(0, 0.02²) (Radford et al.); batch-norm scales N(1, 0.02²) and shifts 0 (PyTorch's DCGAN example)."
+    torch.manual_seed(0)
+    G, D = DCGANGenerator(100, 3, 64, 64), DCGANDiscriminator(3, 64, 64)
+    norms = [m for net in (G, D) for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    scales = torch.cat([m.weight.detach() for m in norms])
+    assert abs(scales.mean().item() - 1) < 0.003 and abs(scales.std().item() - 0.02) < 0.002
+    assert not torch.cat([m.bias.detach() for m in norms]).any()
 
 def test_transposed_conv_size_formula_in_the_generator():
     "o = (i - 1)s + k - 2p: the 64-pixel generator grows 1 → 4 → 8 → 16 → 32 → 64."
@@ -58,6 +98,7 @@ def test_dcgan_bad_input():
     with pytest.raises(ValueError, match=r'^x: expected shape \(N, 1, 28, 28\)'): DCGANDiscriminator(1, 28, 8)(torch.randn(2, 3, 28, 28))
     with pytest.raises(ValueError, match='^norm'): DCGANDiscriminator(norm='instance')
     with pytest.raises(ValueError, match='^upsample'): DCGANGenerator(upsample='nearest')
+    with pytest.raises(ValueError, match='^upsample'): build('dcgan', (1, 28, 28), upsample='bilinear')
     with pytest.raises(ValueError, match='^data_shape: expected square images'): build('dcgan', (2,))
 
 from ganlab.models import (ConditionalGenerator, LabelChannelsDiscriminator, ProjectionDiscriminator, TwoHeadDiscriminator,
