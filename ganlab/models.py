@@ -19,11 +19,15 @@ __all__ = ['architectures', 'MLPGenerator', 'MLPDiscriminator', 'icnr_', 'SubPix
            'dcgan_pair', 'build']
 
 # %% ../nbs/20_models.ipynb #12992bcd
-def _mlp(sizes: list[int], act: nn.Module, dropout: float = 0.) -> nn.Sequential:
-    "Linear layers between consecutive `sizes`, each followed by `act` (and dropout when > 0)."
+def _mlp(sizes: list[int], act: nn.Module, dropout: float = 0., norm: str = 'none') -> nn.Sequential:
+    """Linear layers between consecutive `sizes`, each followed by a per-sample `nn.LayerNorm` when `norm` is
+    'layer', then `act`, then dropout when > 0."""
     layers = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(n_in, n_out), act]
+        layers.append(nn.Linear(n_in, n_out))
+        if norm == 'layer':
+            layers.append(nn.LayerNorm(n_out))
+        layers.append(act)
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
@@ -47,13 +51,18 @@ class MLPGenerator(nn.Module):
 
 class MLPDiscriminator(nn.Module):
     """D: x (N, in_dim) → logits (N,) = head(features(x)). LeakyReLU(0.2) after each hidden layer, optional
-    dropout, a linear head; no normalisation layer (so it is also a valid critic for gradient penalties)."""
-    def __init__(self, in_dim: int = 2, hidden: tuple[int, ...] = (128, 128, 128), dropout: float = 0.):
+    dropout, a linear head. `norm`: 'none' (the default: no normalisation) or 'layer' (a per-sample
+    `nn.LayerNorm` before each activation); both keep samples independent, as a gradient-penalty critic
+    needs. There is no batch norm option."""
+    def __init__(self, in_dim: int = 2, hidden: tuple[int, ...] = (128, 128, 128), dropout: float = 0.,
+                 norm: str = 'none'):
         super().__init__()
         check(len(hidden) > 0, 'hidden', 'at least one hidden layer', hidden)
         check(0 <= dropout < 1, 'dropout', 'a probability in [0, 1)', dropout)
-        self.in_dim = in_dim
-        self.body = _mlp([in_dim, *hidden], nn.LeakyReLU(0.2), dropout)
+        no_batch_norm = "'none' or 'layer' (the MLP discriminator has no batch norm)"
+        check(norm in ('none', 'layer'), 'norm', no_batch_norm, norm)
+        self.in_dim, self.norm = in_dim, norm
+        self.body = _mlp([in_dim, *hidden], nn.LeakyReLU(0.2), dropout, norm)
         self.head = nn.Linear(hidden[-1], 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -190,7 +199,7 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         start, n_down = _start_size(size)
         check(0 <= dropout < 1, 'dropout', 'a probability in [0, 1)', dropout)
-        self.in_shape = (channels, size, size)
+        self.in_shape, self.norm = (channels, size, size), norm
         layers, c_in, c = [], channels, width
         for i in range(n_down):
             layers.append(nn.Conv2d(c_in, c, 4, 2, 1, bias=i == 0))   # DCGAN: a bias in the first only
@@ -350,13 +359,14 @@ architectures = Registry('architecture')
 
 @architectures.register('mlp')
 def mlp_pair(data_shape: tuple[int, ...], latent_dim: int = 2, width: int = 128, depth: int = 3,
-             dropout: float = 0., g_extra: int = 0, d_extra: int = 0):
+             dropout: float = 0., g_extra: int = 0, d_extra: int = 0, norm: str = 'none'):
     """(MLPGenerator, MLPDiscriminator) for flat data of shape (d,): `depth` hidden layers of `width` units;
-    `g_extra`/`d_extra` widen G's and D's inputs for conditioning."""
+    `norm` is D's normalisation ('none' or 'layer'); `g_extra`/`d_extra` widen G's and D's inputs for
+    conditioning."""
     check(len(data_shape) == 1, 'data_shape', 'flat data (d,) for the MLP architecture', tuple(data_shape))
     hidden = (width,) * depth
     generator = MLPGenerator(latent_dim + g_extra, data_shape[0], hidden)
-    discriminator = MLPDiscriminator(data_shape[0] + d_extra, hidden, dropout)
+    discriminator = MLPDiscriminator(data_shape[0] + d_extra, hidden, dropout, norm)
     return generator, discriminator
 
 @architectures.register('dcgan')
@@ -371,9 +381,9 @@ def dcgan_pair(data_shape: tuple[int, ...], latent_dim: int = 100, width: int = 
     discriminator = DCGANDiscriminator(channels + d_extra, size, width, norm, dropout)
     return generator, discriminator
 
-def _autoencoder(arch: str, data_shape, width: int, code: int = 64) -> AutoencoderDiscriminator:
+def _autoencoder(arch: str, data_shape, width: int, code: int = 64, **norm) -> AutoencoderDiscriminator:
     "An autoencoder D built from the architecture's own pieces: D's body as encoder, a generator as decoder."
-    G, D = architectures[arch](data_shape, latent_dim=code, width=width)
+    G, D = architectures[arch](data_shape, latent_dim=code, width=width, **norm)
     encoder = nn.Sequential(D.body, nn.Linear(D.head.in_features, code))
     decoder = nn.Sequential(nn.Unflatten(1, (code, 1, 1)), G.net) if arch == 'dcgan' else G
     return AutoencoderDiscriminator(encoder, decoder)
@@ -396,7 +406,9 @@ def build(arch: str, data_shape: tuple[int, ...], latent_dim: int | None = None,
           conditioning: str | None = None, n_classes: int = 0, n_codes: int = 0, label_d: str = 'channels',
           **kwargs):
     """A `(generator, discriminator)` pair of architecture `arch` ('mlp', 'dcgan') for items of shape
-    `data_shape`; `kwargs` go to the architecture's builder (`width`, `norm`, `upsample`, ...).
+    `data_shape`; `kwargs` go to the architecture's builder (`width`, `upsample`, ...), among them `norm`, the
+    discriminator's normalisation: 'batch' (DCGAN's default), 'layer' or 'none' for DCGAN, 'none' (default)
+    or 'layer' for the MLP. Gradient-penalty critics need 'layer' or 'none'.
 
     `conditioning`: None, 'labels' (G(z, y); D(x, y) by label `channels` or `projection` unless D has a
     class head) or 'codes' (G(z, c) with `n_codes` = n_classes + n_continuous). `d_output`: 'score',
@@ -414,7 +426,8 @@ def build(arch: str, data_shape: tuple[int, ...], latent_dim: int | None = None,
         G = ConditionalGenerator(G, n_codes=n_codes)
     if d_output == 'reconstruction':
         width = kwargs.get('width') or inspect.signature(builder).parameters['width'].default
-        D = _autoencoder(arch, data_shape, width)
+        norm = {'norm': kwargs['norm']} if 'norm' in kwargs else {}
+        D = _autoencoder(arch, data_shape, width, **norm)
     elif d_output == 'score+classes':
         D = TwoHeadDiscriminator(D, n_classes)
     elif d_output == 'score+codes':

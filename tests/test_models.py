@@ -148,3 +148,43 @@ def test_build_refuses_inconsistent_requests():
     with pytest.raises(ValueError, match='^n_classes: expected the number of classes'): build('mlp', (2,), conditioning='labels')
     with pytest.raises(ValueError, match='^d_output'): build('mlp', (2,), d_output='probability')
     with pytest.raises(ValueError, match='^label_d'): build('mlp', (2,), conditioning='labels', n_classes=3, label_d='film')
+
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
+
+@pytest.mark.parametrize('norm', ['layer', 'none'])
+def test_dcgan_critic_without_batch_norm_through_build(norm):
+    "build('dcgan', shape, norm='layer' | 'none'): D has no batch norm and scores each sample on its own."
+    torch.manual_seed(0)
+    G, D = build('dcgan', (1, 28, 28), 16, width=8, norm=norm)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in D.modules())
+    assert any(isinstance(m, nn.GroupNorm) for m in D.modules()) == (norm == 'layer')
+    assert D.norm == norm
+    assert any(isinstance(m, nn.BatchNorm2d) for m in G.modules())        # the generator keeps its batch norm
+    x = torch.randn(5, 1, 28, 28)
+    assert torch.allclose(D(x)[:2], D(x[:2]), atol=1e-5)
+    for variant in (dict(conditioning='labels', n_classes=3), dict(conditioning='labels', n_classes=3, label_d='projection'),
+                    dict(conditioning='labels', n_classes=3, d_output='score+classes'), dict(d_output='reconstruction')):
+        _, D = build('dcgan', (1, 28, 28), 16, width=8, norm=norm, **variant)
+        scorer = D.encoder if variant.get('d_output') == 'reconstruction' else D     # its decoder is a generator
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in scorer.modules()), variant
+
+def test_dcgan_default_critic_keeps_batch_norm():
+    _, D = build('dcgan', (1, 28, 28), 16, width=8)
+    assert D.norm == 'batch' and any(isinstance(m, nn.BatchNorm2d) for m in D.modules())
+
+def test_mlp_discriminator_has_no_norm_unless_asked():
+    for G, D in (build('mlp', (2,)), build('mlp', (2,), norm='none')):
+        assert D.norm == 'none' and not any(isinstance(m, NORM_LAYERS) for m in D.modules())
+    _, D = build('mlp', (2,), width=16, norm='layer')
+    assert sum(isinstance(m, nn.LayerNorm) for m in D.modules()) == 3
+    x = torch.randn(6, 2)
+    assert torch.allclose(D(x)[:2], D(x[:2]), atol=1e-6)
+    with pytest.raises(ValueError, match=r"^norm: expected 'none' or 'layer' \(the MLP discriminator has no batch norm\)"):
+        build('mlp', (2,), norm='batch')
+    with pytest.raises(ValueError, match='^norm'):
+        build('dcgan', (1, 28, 28), norm='instance')
+
+def test_mlp_discriminator_without_norm_is_unchanged():
+    "norm='none' builds exactly the layers the MLP discriminator always had (Linear, LeakyReLU, ...)."
+    D = MLPDiscriminator(2, (8, 8), dropout=0.1)
+    assert [type(m) for m in D.body] == [nn.Linear, nn.LeakyReLU, nn.Dropout] * 2
