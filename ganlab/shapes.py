@@ -47,10 +47,12 @@ def checkerboard(layer: nn.Module, channels: int, size: int = 8, border: int = 4
     """Checkerboard measure of an upsampling `layer` with scale `stride`: its response r (C, H', W') to an
     input of ones (1, `channels`, `size`, `size`), cropped by `border` pixels, is split into its stride²
     phases r[:, a::stride, b::stride]; returns mean over channels of (max − min of the phase means),
-    divided by mean |r|. 0 means every phase answers a constant input alike: no checkerboard."""
+    divided by mean |r|. 0 means every phase answers a constant input alike: no checkerboard. Runs on the
+    layer's device."""
     check(isinstance(size, int) and size > border, 'size', f'an input larger than the border {border}', size)
+    weight = next(layer.parameters(), torch.empty(0))                # the layer's device and dtype
     with torch.no_grad():
-        response = layer(torch.ones(1, channels, size, size))[0]
+        response = layer(torch.ones(1, channels, size, size, device=weight.device, dtype=weight.dtype))[0]
     response = response[:, border:-border, border:-border]
     phase_means = torch.stack([response[:, a::stride, b::stride].mean((1, 2))
                                for a in range(stride) for b in range(stride)], 1)          # (C, stride²)

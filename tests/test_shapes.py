@@ -87,3 +87,8 @@ def test_checkerboard_orders_the_upsamplers():
 def test_checkerboard_bad_input():
     with pytest.raises(ValueError, match='^size: expected an input larger than the border 4'):
         checkerboard(nn.ConvTranspose2d(1, 1, 4, 2, 1), 1, size=4)
+
+def test_checkerboard_follows_the_layer_dtype():
+    layer = nn.ConvTranspose2d(2, 1, 4, 2, 1, bias=False).double()
+    nn.init.ones_(layer.weight)
+    assert checkerboard(layer, 2) == 0.
