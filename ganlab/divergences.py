@@ -15,10 +15,14 @@ from .core import check
 __all__ = ['kl_divergence', 'kl_gaussians', 'js_divergence']
 
 # %% ../nbs/11_divergences.ipynb #782d1ef3
+def _as_float64(v) -> torch.Tensor:
+    return v.to(torch.float64) if torch.is_tensor(v) else torch.as_tensor(v, dtype=torch.float64)
+
 def _distributions(p, q, x, dim):
     "Validate and convert `p`, `q` (and the grid `x`) to float64 tensors; see `kl_divergence`."
-    p, q = (torch.as_tensor(v, dtype=torch.float64) if not torch.is_tensor(v) else v.to(torch.float64) for v in (p, q))
-    check(p.shape == q.shape and p.ndim >= 1, 'q', f'the shape of p {tuple(p.shape)} (at least 1-D)', tuple(q.shape))
+    p, q = _as_float64(p), _as_float64(q)
+    check(p.shape == q.shape and p.ndim >= 1, 'q', f'the shape of p {tuple(p.shape)} (at least 1-D)',
+          tuple(q.shape))
     check(bool((p >= 0).all()), 'p', 'non-negative probabilities or density values', p.min().item())
     check(bool((q >= 0).all()), 'q', 'non-negative probabilities or density values', q.min().item())
     if x is None:
@@ -27,9 +31,10 @@ def _distributions(p, q, x, dim):
             check(bool(((total - 1).abs() < 1e-6).all()), name, f'probabilities summing to 1 along dim {dim} '
                   '(pass x=grid for densities)', total.flatten()[:4].tolist())
     else:
-        x = torch.as_tensor(x, dtype=torch.float64) if not torch.is_tensor(x) else x.to(torch.float64)
-        check(x.ndim == 1 and len(x) == p.shape[dim] and len(x) >= 2 and bool((x.diff() > 0).all()), 'x',
-              f'an increasing 1-D grid with {p.shape[dim]} points (one per density value along dim {dim})', tuple(x.shape))
+        x = _as_float64(x)
+        is_grid = x.ndim == 1 and len(x) == p.shape[dim] and len(x) >= 2 and bool((x.diff() > 0).all())
+        check(is_grid, 'x', f'an increasing 1-D grid with {p.shape[dim]} points (one per density value along '
+              f'dim {dim})', tuple(x.shape))
     return p, q, x
 
 def _kl(p, q, x, dim):
@@ -37,13 +42,16 @@ def _kl(p, q, x, dim):
     return terms.sum(dim) if x is None else torch.trapezoid(terms, x, dim=dim)
 
 def kl_divergence(p, q, x=None, dim: int = -1) -> torch.Tensor:
-    """$KL(p\\|q) = \\sum p \\log(p/q)$ along `dim` for probability vectors, or $\\int p \\log(p/q)\\,dx$ (trapezoidal rule)
-    for density values on the 1-D grid `x`. Nats; $+\\infty$ where $q = 0 < p$."""
+    """$KL(p\\|q) = \\sum p \\log(p/q)$ along `dim` for probability vectors, or $\\int p \\log(p/q)\\,dx$
+    (trapezoidal rule) for density values on the 1-D grid `x`; `p`, `q` of the same shape. Nats; $+\\infty$
+    where $q = 0 < p$."""
     return _kl(*_distributions(p, q, x, dim), dim)
 
 # %% ../nbs/11_divergences.ipynb #d751c837
 def kl_gaussians(mean_p, std_p, mean_q, std_q):
-    "$KL(N(\\mu_p,\\sigma_p^2) \\| N(\\mu_q,\\sigma_q^2)) = \\log(\\sigma_q/\\sigma_p) + (\\sigma_p^2 + (\\mu_p-\\mu_q)^2)/(2\\sigma_q^2) - 1/2$ (1-D, nats)."
+    """KL divergence between 1-D Gaussians, in nats (broadcasts over tensors of parameters):
+    $KL(N(\\mu_p,\\sigma_p^2) \\| N(\\mu_q,\\sigma_q^2))
+    = \\log(\\sigma_q/\\sigma_p) + (\\sigma_p^2 + (\\mu_p-\\mu_q)^2)/(2\\sigma_q^2) - 1/2$."""
     std_p, std_q = torch.as_tensor(std_p, dtype=torch.float64), torch.as_tensor(std_q, dtype=torch.float64)
     check(bool((std_p > 0).all()), 'std_p', 'positive standard deviations', std_p.tolist())
     check(bool((std_q > 0).all()), 'std_q', 'positive standard deviations', std_q.tolist())
@@ -52,8 +60,8 @@ def kl_gaussians(mean_p, std_p, mean_q, std_q):
 
 # %% ../nbs/11_divergences.ipynb #bd131365
 def js_divergence(p, q, x=None, dim: int = -1) -> torch.Tensor:
-    """$JS(p\\|q) = \\frac12 KL(p\\|m) + \\frac12 KL(q\\|m)$ with $m = (p+q)/2$, for probability vectors along `dim` or
-    density values on the 1-D grid `x`. Nats, between 0 and $\\log 2$."""
+    """$JS(p\\|q) = \\frac12 KL(p\\|m) + \\frac12 KL(q\\|m)$ with $m = (p+q)/2$, for probability vectors along
+    `dim` or density values on the 1-D grid `x`, as in `kl_divergence`. Nats, between 0 and $\\log 2$."""
     p, q, x = _distributions(p, q, x, dim)
     m = (p + q) / 2
     return 0.5 * _kl(p, m, x, dim) + 0.5 * _kl(q, m, x, dim)

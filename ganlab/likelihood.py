@@ -18,9 +18,10 @@ __all__ = ['mc_log_likelihood', 'parzen_log_likelihood', 'parzen_bandwidth']
 # %% ../nbs/13_likelihood.ipynb #43232f3c
 def mc_log_likelihood(log_px_given_z: torch.Tensor, log_prior: torch.Tensor | None = None,
                       log_proposal: torch.Tensor | None = None, dim: int = 0) -> torch.Tensor:
-    """Monte Carlo $\\log p(x) \\approx \\mathrm{LogSumExp}_s(\\log w_s) - \\log S$ over the S samples along `dim`, with
-    $\\log w_s = \\log p(x|z_s)$ for $z_s \\sim p(z)$, or $\\log p(x|z_s) + \\log p(z_s) - \\log q(z_s)$ for $z_s \\sim q$
-    (importance sampling: pass both `log_prior` and `log_proposal`, broadcastable to `log_px_given_z`)."""
+    """Monte Carlo $\\log p(x) \\approx \\mathrm{LogSumExp}_s(\\log w_s) - \\log S$ over the S samples along
+    `dim`, with $\\log w_s = \\log p(x|z_s)$ for $z_s \\sim p(z)$, or
+    $\\log w_s = \\log p(x|z_s) + \\log p(z_s) - \\log q(z_s)$ for $z_s \\sim q$ (importance sampling:
+    pass both `log_prior` and `log_proposal`, broadcastable to `log_px_given_z`)."""
     check(torch.is_tensor(log_px_given_z) and log_px_given_z.ndim >= 1, 'log_px_given_z',
           'a tensor with the S samples along dim', type(log_px_given_z).__name__)
     check((log_prior is None) == (log_proposal is None), 'log_proposal',
@@ -30,22 +31,29 @@ def mc_log_likelihood(log_px_given_z: torch.Tensor, log_prior: torch.Tensor | No
     return torch.logsumexp(log_w, dim=dim) - math.log(log_w.shape[dim])
 
 # %% ../nbs/13_likelihood.ipynb #a02f17d5
-def parzen_log_likelihood(samples: torch.Tensor, x: torch.Tensor, bandwidth: float, batch_size: int = 1024) -> torch.Tensor:
-    """Gaussian Parzen-window (kernel density) estimate $\\log \\hat p_h(x) = \\mathrm{LogSumExp}_i(-\\|x - s_i\\|^2/2h^2)
-    - \\log n - \\frac d2\\log(2\\pi h^2)$ from `samples` (n, d), for each row of `x` (N, d); returns (N,) in float64."""
-    check(torch.is_tensor(samples) and samples.ndim == 2 and len(samples) > 0, 'samples', 'a tensor of shape (n, d)',
-          tuple(samples.shape) if torch.is_tensor(samples) else type(samples).__name__)
-    check(torch.is_tensor(x) and x.ndim == 2 and x.shape[1] == samples.shape[1], 'x', f'a tensor of shape (N, {samples.shape[1]})',
-          tuple(x.shape) if torch.is_tensor(x) else type(x).__name__)
+def _shape_or_type(v) -> tuple | str:
+    return tuple(v.shape) if torch.is_tensor(v) else type(v).__name__
+
+def parzen_log_likelihood(samples: torch.Tensor, x: torch.Tensor, bandwidth: float,
+                          batch_size: int = 1024) -> torch.Tensor:
+    """Gaussian Parzen-window (kernel density) estimate from `samples` (n, d) with bandwidth h, for each row
+    of `x` (N, d): $\\log \\hat p_h(x) = \\mathrm{LogSumExp}_i(-\\|x - s_i\\|^2/2h^2) - \\log n
+    - \\frac d2\\log(2\\pi h^2)$; returns (N,) in float64."""
+    check(torch.is_tensor(samples) and samples.ndim == 2 and len(samples) > 0, 'samples',
+          'a tensor of shape (n, d)', _shape_or_type(samples))
+    d = samples.shape[1]
+    check(torch.is_tensor(x) and x.ndim == 2 and x.shape[1] == d, 'x', f'a tensor of shape (N, {d})',
+          _shape_or_type(x))
     check(isinstance(bandwidth, (int, float)) and bandwidth > 0, 'bandwidth', 'a positive number', bandwidth)
-    samples, d, h = samples.double(), samples.shape[1], float(bandwidth)
+    samples, h = samples.double(), float(bandwidth)
     const = math.log(len(samples)) + d / 2 * math.log(2 * math.pi * h * h)
     out = [torch.logsumexp(-torch.cdist(chunk.to(samples), samples).square() / (2 * h * h), dim=1) - const
            for chunk in x.split(batch_size)]                  # chunks keep the (N, n) distance matrix small
     return torch.cat(out)
 
 def parzen_bandwidth(samples: torch.Tensor, validation: torch.Tensor, bandwidths) -> float:
-    "The bandwidth in `bandwidths` whose Parzen estimate from `samples` gives `validation` the highest mean log-density."
+    """The bandwidth in `bandwidths` whose Parzen estimate from `samples` (n, d) gives `validation` (N, d)
+    the highest mean log-density."""
     bandwidths = [float(h) for h in bandwidths]
     check(len(bandwidths) > 0, 'bandwidths', 'at least one candidate bandwidth', bandwidths)
     scores = [parzen_log_likelihood(samples, validation, h).mean().item() for h in bandwidths]

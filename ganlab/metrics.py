@@ -19,22 +19,31 @@ __all__ = ['mode_coverage', 'stacked_mnist_modes', 'parzen_log_likelihood', 'inc
 # %% ../nbs/25_metrics.ipynb #c569aac7
 def mode_coverage(samples: torch.Tensor, centers: torch.Tensor, std: float, n_sigma: float = 3.,
                   weights: torch.Tensor | None = None) -> dict:
-    "PacGAN mode counting: modes captured, share of high-quality samples, reverse KL of the mode histogram."
+    """PacGAN mode counting (Lin et al., 2018) for `samples` (N, d) of a mixture with modes at `centers`
+    (K, d) and standard deviation `std`: a sample is high-quality when its nearest centre is within
+    `n_sigma`·std. Returns `modes` (centres with at least one high-quality sample), `n_modes` = K,
+    `high_quality` (their share), `reverse_kl` = KL(q‖p) of the high-quality histogram q against the mode
+    weights p (`weights`, uniform by default; inf without high-quality samples) and the `counts`."""
     samples, centers = torch.as_tensor(samples), torch.as_tensor(centers)
     check(centers.ndim == 2, 'centers', 'shape (K, d)', tuple(centers.shape))
-    check(samples.ndim == 2 and samples.shape[1] == centers.shape[1], 'samples', f'shape (N, {centers.shape[1]})', tuple(samples.shape))
+    d = centers.shape[1]
+    check(samples.ndim == 2 and samples.shape[1] == d, 'samples', f'shape (N, {d})', tuple(samples.shape))
     check(len(samples) > 0, 'samples', 'at least one sample', 0)
     check(std > 0 and n_sigma > 0, 'std/n_sigma', 'positive numbers', (std, n_sigma))
     check(bool(torch.isfinite(samples).all()), 'samples', 'finite values', 'NaN or inf')
     K = len(centers)
-    p = torch.full((K,), 1 / K, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+    if weights is None:
+        p = torch.full((K,), 1 / K, dtype=torch.float64)
+    else:
+        p = torch.as_tensor(weights, dtype=torch.float64)
     dist, nearest = torch.cdist(samples.double(), centers.double().to(samples.device)).min(dim=1)
     good = dist <= n_sigma * std
     counts = torch.bincount(nearest[good].cpu(), minlength=K)
     if good.any():
         q = counts.double() / counts.sum()
         reverse_kl = float(torch.where(q > 0, q * (q / p).log(), torch.zeros(())).sum())
-    else: reverse_kl = math.inf                   # no high-quality sample: q is undefined
+    else:
+        reverse_kl = math.inf                   # no high-quality sample: q is undefined
     return dict(modes=int((counts > 0).sum()), n_modes=K, high_quality=float(good.double().mean()),
                 reverse_kl=reverse_kl, counts=counts.tolist())
 
@@ -42,14 +51,17 @@ def mode_coverage(samples: torch.Tensor, centers: torch.Tensor, std: float, n_si
 def stacked_mnist_modes(digits, weights=None) -> dict:
     """Stacked MNIST mode count: `digits` (N, 3) holds the digit predicted in each channel; the mode is
     $100 d_1 + 10 d_2 + d_3$. Returns the modes hit (of 1000) and $KL(q\\|p)$ of the mode histogram $q$
-    against `weights` $p$ (uniform by default)."""
+    against `weights` $p$ (1000 probabilities, uniform by default)."""
     d = torch.as_tensor(digits)
-    check(d.ndim == 2 and d.shape[1] == 3 and len(d) > 0, 'digits', 'shape (N, 3): one predicted digit per channel', tuple(d.shape))
-    check(not d.is_floating_point() and not d.is_complex(), 'digits', 'integer class predictions (take argmax of the logits)', d.dtype)
+    check(d.ndim == 2 and d.shape[1] == 3 and len(d) > 0, 'digits',
+          'shape (N, 3): one predicted digit per channel', tuple(d.shape))
+    check(not d.is_floating_point() and not d.is_complex(), 'digits',
+          'integer class predictions (take argmax of the logits)', d.dtype)
     check(bool(((d >= 0) & (d <= 9)).all()), 'digits', 'digits in 0..9', (int(d.min()), int(d.max())))
     ids = (100 * d[:, 0] + 10 * d[:, 1] + d[:, 2]).long().cpu()
     counts = torch.bincount(ids, minlength=1000)
-    if weights is None: p = torch.full((1000,), 1e-3, dtype=torch.float64)
+    if weights is None:
+        p = torch.full((1000,), 1e-3, dtype=torch.float64)
     else:
         p = torch.as_tensor(weights, dtype=torch.float64).cpu()
         check(p.shape == (1000,) and bool((p >= 0).all()) and abs(float(p.sum()) - 1) < 1e-6,
@@ -60,9 +72,11 @@ def stacked_mnist_modes(digits, weights=None) -> dict:
 
 # %% ../nbs/25_metrics.ipynb #161de7bc
 def parzen_log_likelihood(samples, x, bandwidth, batch_size: int = 1024):
-    """Mean over the rows of `x` of $\\log \\hat p(x)$, the Gaussian kernel density (Parzen window) estimate
-    built on `samples` with bandwidth $h$: $\\operatorname{logsumexp}_i(-\\|x - s_i\\|^2 / 2h^2) - \\log n - \\frac d2 \\log(2\\pi h^2)$.
-    A list of bandwidths gives a list of values (distances computed once). Taught as a yardstick to avoid (Theis et al., 2016)."""
+    """Mean over the rows of `x` (M, d) of $\\log \\hat p(x)$, the Gaussian kernel density (Parzen window)
+    estimate built on `samples` (n, d) with bandwidth $h$:
+    $\\operatorname{logsumexp}_i(-\\|x - s_i\\|^2 / 2h^2) - \\log n - \\frac d2 \\log(2\\pi h^2)$.
+    A list of bandwidths gives a list of values (distances computed once). Taught as a yardstick to avoid
+    (Theis et al., 2016)."""
     s, x = _as_features(samples, 'samples'), _as_features(x, 'x')
     check(x.shape[1] == s.shape[1], 'x', f'{s.shape[1]} dimensions like samples', x.shape[1])
     h = torch.as_tensor(bandwidth, dtype=torch.float64).reshape(-1)
@@ -87,16 +101,20 @@ def _as_features(x, name: str, min_rows: int = 1) -> torch.Tensor:
 
 # %% ../nbs/25_metrics.ipynb #afff0651
 def inception_score(probs, splits: int = 10) -> tuple[float, float]:
-    """Inception Score $\\exp(\\mathbb E_x KL(p(y|x) \\| p(y)))$ of class probabilities `probs` (N, K), with $p(y)$ the
-    mean prediction, computed on `splits` equal parts; returns (mean, std) over the parts (population std,
-    as in Salimans et al.'s code). Pass softmax probabilities, not logits."""
+    """Inception Score $\\exp(\\mathbb E_x KL(p(y|x) \\| p(y)))$ (Salimans et al., 2016) of class
+    probabilities `probs` (N, K), with $p(y)$ the mean prediction, computed on `splits` equal parts; returns
+    (mean, std) over the parts (population std, as in Salimans et al.'s code). Pass softmax probabilities,
+    not logits."""
     p = _as_features(probs, 'probs')
     check(p.shape[1] >= 2, 'probs', 'probabilities over at least 2 classes (N, K)', tuple(p.shape))
-    check(bool((p >= 0).all()), 'probs', 'non-negative probabilities (apply softmax to logits first)', float(p.min()))
+    check(bool((p >= 0).all()), 'probs', 'non-negative probabilities (apply softmax to logits first)',
+          float(p.min()))
     sums = p.sum(1)
-    check(bool(((sums - 1).abs() <= 1e-4).all()), 'probs', 'rows summing to 1 (apply softmax to logits first)',
-          float(sums[(sums - 1).abs().argmax()]))
-    check(isinstance(splits, int) and 1 <= splits <= len(p), 'splits', f'an integer from 1 to the number of samples {len(p)}', splits)
+    worst_sum = float(sums[(sums - 1).abs().argmax()])
+    check(bool(((sums - 1).abs() <= 1e-4).all()), 'probs',
+          'rows summing to 1 (apply softmax to logits first)', worst_sum)
+    check(isinstance(splits, int) and 1 <= splits <= len(p), 'splits',
+          f'an integer from 1 to the number of samples {len(p)}', splits)
     scores = []
     for part in torch.tensor_split(p, splits):
         marginal = part.mean(0, keepdim=True)
@@ -106,69 +124,87 @@ def inception_score(probs, splits: int = 10) -> tuple[float, float]:
     return float(scores.mean()), float(scores.std(unbiased=False)) if splits > 1 else 0.
 
 # %% ../nbs/25_metrics.ipynb #43c2ed04
+def _mean_vector(mu, name: str, d: int | None = None) -> torch.Tensor:
+    "Validate a mean vector of shape (d,) (any d when `d` is None); return it in float64 on the CPU."
+    v = torch.as_tensor(mu).detach().to(torch.float64).cpu()
+    expected_shape = '(d,)' if d is None else f'({d},)'
+    check(v.ndim == 1 and len(v) > 0 and (d is None or len(v) == d), name,
+          f'a mean vector of shape {expected_shape}', tuple(v.shape))
+    bad = int((~torch.isfinite(v)).sum())
+    check(bad == 0, name, 'finite values', f'{bad} NaN or inf entries')
+    return v
+
 def _covariance(sigma, name: str, d: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    "Validate a covariance; return it symmetrised in float64 with its eigenvalues and eigenvectors."
+    "Validate a (d, d) covariance; return it symmetrised in float64 with its eigenvalues and eigenvectors."
     s = torch.as_tensor(sigma).detach().to(torch.float64).cpu()
-    if s.ndim == 0: s = s.reshape(1, 1)               # a 1-D covariance given as a scalar (as torch.cov returns it)
-    check(s.shape == (d, d), name, f'a ({d}, {d}) covariance matrix to match the mean vectors', tuple(s.shape))
+    check(s.shape == (d, d), name, f'a ({d}, {d}) covariance matrix to match the mean vectors',
+          tuple(s.shape))
     bad = int((~torch.isfinite(s)).sum())
     check(bad == 0, name, 'finite values', f'{bad} NaN or inf entries')
     scale = float(s.abs().max())
-    asym = float((s - s.T).abs().max())
-    check(asym <= 1e-6 * scale, name, 'a symmetric matrix', f'one with |sigma - sigma.T| up to {asym:.3g}')
+    asymmetry = float((s - s.T).abs().max())
+    check(asymmetry <= 1e-6 * scale, name, 'a symmetric matrix',
+          f'one with |sigma - sigma.T| up to {asymmetry:.3g}')
     s = (s + s.T) / 2
-    lam, vec = torch.linalg.eigh(s)
-    check(float(lam[0]) >= -1e-6 * max(float(lam[-1]), 0.), name, 'a positive semi-definite covariance',
-          f'an eigenvalue of {float(lam[0]):.3g}')
-    return s, lam.clamp_min(0), vec
+    eigenvalues, eigenvectors = torch.linalg.eigh(s)
+    check(float(eigenvalues[0]) >= -1e-6 * max(float(eigenvalues[-1]), 0.), name,
+          'a positive semi-definite covariance', f'an eigenvalue of {float(eigenvalues[0]):.3g}')
+    return s, eigenvalues.clamp_min(0), eigenvectors
 
+# %% ../nbs/25_metrics.ipynb #b0c4d7e2
 def _trace_sqrt_product(lam1, vec1, s2) -> torch.Tensor:
-    "$\\mathrm{Tr}(\\Sigma_1 \\Sigma_2)^{1/2} = \\sum_i \\sqrt{\\lambda_i(\\Sigma_1^{1/2} \\Sigma_2 \\Sigma_1^{1/2})}$."
+    """$\\mathrm{Tr}(\\Sigma_1 \\Sigma_2)^{1/2} = \\sum_i \\sqrt{\\lambda_i(M)}$ with
+    $M = \\Sigma_1^{1/2} \\Sigma_2 \\Sigma_1^{1/2}$, from Σ₁'s eigenvalues `lam1` and eigenvectors `vec1`."""
     root1 = (vec1 * lam1.sqrt()) @ vec1.T
     m = root1 @ s2 @ root1
     return torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
 
-def _mean_vector(v) -> torch.Tensor:
-    v = torch.as_tensor(v).detach().to(torch.float64).cpu()
-    return v.reshape(1) if v.ndim == 0 else v             # a 1-D mean given as a scalar
+def _warn_if_singular(name: str, eigenvalues: torch.Tensor, rcond: float) -> None:
+    small = int((eigenvalues <= rcond * eigenvalues[-1]).sum())
+    if small:
+        warnings.warn(f"frechet_distance: {name} is singular or nearly so ({small} of its {len(eigenvalues)} "
+                      f"eigenvalues are below {rcond:g} x the largest), as with fewer samples than feature "
+                      "dimensions or with constant features; the distance is computed exactly, but it is "
+                      "dominated by noise in directions the samples do not explore. Use more samples than "
+                      "dimensions.", stacklevel=4)
 
 def _frechet(mu1, sigma1, mu2, sigma2, eps: float, rcond: float, warn_singular: bool) -> float:
-    mu1, mu2 = _mean_vector(mu1), _mean_vector(mu2)
-    check(mu1.ndim == 1 and len(mu1) > 0, 'mu1', 'a mean vector of shape (d,)', tuple(mu1.shape))
+    mu1 = _mean_vector(mu1, 'mu1')
     d = len(mu1)
-    check(mu2.shape == (d,), 'mu2', f'a mean vector of shape ({d},) like mu1', tuple(mu2.shape))
-    for name, v in (('mu1', mu1), ('mu2', mu2)):
-        check(bool(torch.isfinite(v).all()), name, 'finite values', f'{int((~torch.isfinite(v)).sum())} NaN or inf entries')
-    (s1, lam1, vec1), (s2, lam2, _) = _covariance(sigma1, 'sigma1', d), _covariance(sigma2, 'sigma2', d)
+    mu2 = _mean_vector(mu2, 'mu2', d)
+    s1, lam1, vec1 = _covariance(sigma1, 'sigma1', d)
+    s2, lam2, _ = _covariance(sigma2, 'sigma2', d)
     if warn_singular:
-        for name, lam in (('sigma1', lam1), ('sigma2', lam2)):
-            small = int((lam <= rcond * lam[-1]).sum())
-            if small:
-                warnings.warn(f"frechet_distance: {name} is singular or nearly so ({small} of its {d} eigenvalues are below "
-                              f"{rcond:g} x the largest), as with fewer samples than feature dimensions or with constant "
-                              "features; the distance is computed exactly, but it is dominated by noise in directions the "
-                              "samples do not explore. Use more samples than dimensions.", stacklevel=3)
-    try: tr_sqrt = _trace_sqrt_product(lam1, vec1, s2)
+        _warn_if_singular('sigma1', lam1, rcond)
+        _warn_if_singular('sigma2', lam2, rcond)
+    try:
+        tr_sqrt = _trace_sqrt_product(lam1, vec1, s2)
     except torch.linalg.LinAlgError:                   # eigh did not converge: regularise as pytorch-fid does
-        warnings.warn(f"frechet_distance: the eigendecomposition did not converge; adding {eps:g} to the diagonal of "
-                      "both covariances, as pytorch-fid does", stacklevel=3)
-        s1, s2 = s1 + eps * torch.eye(d, dtype=s1.dtype), s2 + eps * torch.eye(d, dtype=s2.dtype)
+        warnings.warn(f"frechet_distance: the eigendecomposition did not converge; adding {eps:g} to the "
+                      "diagonal of both covariances, as pytorch-fid does", stacklevel=3)
+        s1 = s1 + eps * torch.eye(d, dtype=s1.dtype)
+        s2 = s2 + eps * torch.eye(d, dtype=s2.dtype)
         lam1, vec1 = torch.linalg.eigh(s1)
         tr_sqrt = _trace_sqrt_product(lam1.clamp_min(0), vec1, s2)
     value = float((mu1 - mu2).square().sum() + s1.trace() + s2.trace() - 2 * tr_sqrt)
     return max(value, 0.)                               # rounding can leave -1e-15 for identical inputs
 
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6, rcond: float = 1e-10) -> float:
-    """Fréchet distance between $N(\\mu_1, \\Sigma_1)$ and $N(\\mu_2, \\Sigma_2)$:
-    $\\|\\mu_1 - \\mu_2\\|^2 + \\mathrm{Tr}(\\Sigma_1 + \\Sigma_2 - 2 (\\Sigma_1^{1/2} \\Sigma_2 \\Sigma_1^{1/2})^{1/2})$, in float64 through
-    symmetric eigendecompositions (always real). Warns when a covariance has eigenvalues below `rcond` x its
-    largest; adds `eps`·I to both (as pytorch-fid does) only if the eigendecomposition fails."""
+    """Fréchet distance between $N(\\mu_1, \\Sigma_1)$ and $N(\\mu_2, \\Sigma_2)$, means of shape (d,) and
+    covariances (d, d) (anything else, scalars included, is refused):
+    $\\|\\mu_1 - \\mu_2\\|^2
+    + \\mathrm{Tr}(\\Sigma_1 + \\Sigma_2 - 2 (\\Sigma_1^{1/2} \\Sigma_2 \\Sigma_1^{1/2})^{1/2})$,
+    in float64 through symmetric eigendecompositions (always real). Warns when a covariance has eigenvalues
+    below `rcond` x its largest; adds `eps`·I to both (as pytorch-fid does) only if the eigendecomposition
+    fails."""
     return _frechet(mu1, sigma1, mu2, sigma2, eps, rcond, warn_singular=True)
 
 # %% ../nbs/25_metrics.ipynb #63528b8d
 class FeatureStats:
-    "Mean and covariance of features streamed in batches: `update(batch)` any number of times, then `.mu`, `.sigma` (float64)."
-    def __init__(self): self.n, self._mean, self._m2 = 0, None, None
+    """Mean and covariance of features streamed in batches: `update(batch)` with (n, d) batches any number of
+    times, then `.mu` (d,) and `.sigma` (d, d), the unbiased covariance, in float64 (Chan et al.'s update)."""
+    def __init__(self):
+        self.n, self._mean, self._m2 = 0, None, None
 
     def update(self, batch) -> 'FeatureStats':
         "Add a batch of features (n, d); returns self."
@@ -176,111 +212,136 @@ class FeatureStats:
         if self._mean is None:
             self._mean = torch.zeros(x.shape[1], dtype=torch.float64)
             self._m2 = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
-        check(x.shape[1] == len(self._mean), 'batch', f'{len(self._mean)} features per row like the earlier batches', x.shape[1])
-        nb, mb = len(x), x.mean(0)
-        dev = x - mb
-        delta, n = mb - self._mean, self.n + nb
-        self._mean += delta * (nb / n)
-        self._m2 += dev.T @ dev + torch.outer(delta, delta) * (self.n * nb / n)
+        d = len(self._mean)
+        check(x.shape[1] == d, 'batch', f'{d} features per row like the earlier batches', x.shape[1])
+        n_batch, batch_mean = len(x), x.mean(0)
+        deviations = x - batch_mean
+        delta, n = batch_mean - self._mean, self.n + n_batch
+        self._mean += delta * (n_batch / n)                                   # μ ← μ + δ n_b / (n + n_b)
+        self._m2 += deviations.T @ deviations + torch.outer(delta, delta) * (self.n * n_batch / n)
         self.n = n
         return self
 
     @property
     def mu(self) -> torch.Tensor:
+        "The mean, (d,)."
         check(self.n >= 1, 'FeatureStats', 'at least one sample (call update first)', self.n)
         return self._mean.clone()
 
     @property
     def sigma(self) -> torch.Tensor:
+        "The unbiased covariance M / (n − 1), (d, d)."
         check(self.n >= 2, 'FeatureStats', 'at least 2 samples for a covariance', self.n)
-        return (self._m2 + self._m2.T) / (2 * (self.n - 1))      # exactly symmetric (a matrix product may not be)
+        return (self._m2 + self._m2.T) / (2 * (self.n - 1))      # exactly symmetric (a product may not be)
 
-    def __repr__(self): return f"FeatureStats(n={self.n}, d={None if self._mean is None else len(self._mean)})"
+    def __repr__(self):
+        d = None if self._mean is None else len(self._mean)
+        return f"FeatureStats(n={self.n}, d={d})"
 
 def feature_statistics(features) -> tuple[torch.Tensor, torch.Tensor]:
     "Mean (d,) and unbiased covariance (d, d) of features (N, d), in float64."
     stats = FeatureStats().update(_as_features(features, 'features', 2))
     return stats.mu, stats.sigma
 
+# %% ../nbs/25_metrics.ipynb #e6a1f3b8
 def _warn_few_samples(n: int, d: int, name: str) -> bool:
-    if n > d: return False
-    warnings.warn(f"{name}: {n} samples of {d}-dimensional features give a covariance of rank at most {n - 1} < {d}; "
-                  "FID is then dominated by noise (and biased upwards). Use more samples than feature dimensions "
-                  "(10,000 is customary).", stacklevel=3)
+    "Warn (and return True) when n samples cannot give a full-rank covariance in d dimensions."
+    if n > d:
+        return False
+    warnings.warn(f"{name}: {n} samples of {d}-dimensional features give a covariance of rank at most "
+                  f"{n - 1} < {d}; FID is then dominated by noise (and biased upwards). Use more samples "
+                  "than feature dimensions (10,000 is customary).", stacklevel=3)
     return True
 
 def fid_from_features(features1, features2) -> float:
     "FID between feature sets (N₁, d) and (N₂, d): the Fréchet distance of their Gaussian fits."
     f1, f2 = _as_features(features1, 'features1', 2), _as_features(features2, 'features2', 2)
-    check(f2.shape[1] == f1.shape[1], 'features2', f'{f1.shape[1]} feature dimensions like features1', f2.shape[1])
+    check(f2.shape[1] == f1.shape[1], 'features2', f'{f1.shape[1]} feature dimensions like features1',
+          f2.shape[1])
     few = [_warn_few_samples(len(f), f.shape[1], name) for name, f in (('features1', f1), ('features2', f2))]
-    return _frechet(*feature_statistics(f1), *feature_statistics(f2), eps=1e-6, rcond=1e-10, warn_singular=not any(few))
+    return _frechet(*feature_statistics(f1), *feature_statistics(f2), eps=1e-6, rcond=1e-10,
+                    warn_singular=not any(few))
 
 # %% ../nbs/25_metrics.ipynb #a8e890ba
-def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = 3, gamma: float | None = None, coef: float = 1.) -> torch.Tensor:
-    "$k(x, y) = (\\gamma\\, x^\\top y + c)^{degree}$ for all row pairs; $\\gamma = 1/d$ by default."
+def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = 3, gamma: float | None = None,
+                      coef: float = 1.) -> torch.Tensor:
+    """$k(x, y) = (\\gamma\\, x^\\top y + c)^{degree}$ for all row pairs of x (m, d) and y (n, d), an (m, n)
+    matrix; $\\gamma = 1/d$ by default."""
     gamma = 1 / x.shape[1] if gamma is None else gamma
     return (x @ y.T * gamma + coef) ** degree
 
 def mmd2_unbiased(x, y, degree: int = 3, gamma: float | None = None, coef: float = 1.) -> float:
-    "Unbiased estimate of $MMD^2$ between the rows of `x` (m, d) and `y` (n, d) with the polynomial kernel (pairs i = j left out)."
+    """Unbiased estimate of $MMD^2$ between the rows of `x` (m, d) and `y` (n, d) with the polynomial kernel:
+    means of k(x_i, x_j) and k(y_i, y_j) over pairs i ≠ j, minus twice the mean of k(x_i, y_j)."""
     x, y = _as_features(x, 'x', 2), _as_features(y, 'y', 2)
     check(y.shape[1] == x.shape[1], 'y', f'{x.shape[1]} feature dimensions like x', y.shape[1])
     m, n = len(x), len(y)
-    kxx, kyy = polynomial_kernel(x, x, degree, gamma, coef), polynomial_kernel(y, y, degree, gamma, coef)
+    kxx = polynomial_kernel(x, x, degree, gamma, coef)
+    kyy = polynomial_kernel(y, y, degree, gamma, coef)
     kxy = polynomial_kernel(x, y, degree, gamma, coef)
-    return float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
-                 - 2 * kxy.mean())
+    within_x = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
+    within_y = (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
+    return float(within_x + within_y - 2 * kxy.mean())
 
 def kid(real, fake, subsets: int = 100, subset_size: int = 1000, degree: int = 3, gamma: float | None = None,
         coef: float = 1., seed: int = 0) -> tuple[float, float]:
-    """Kernel Inception Distance: the unbiased $MMD^2$ with kernel $(x^\\top y / d + 1)^3$ between random subsets of
-    `subset_size` real and fake features (capped at the smaller set), over `subsets` draws; returns (mean, std)."""
+    """Kernel Inception Distance (Bińkowski et al., 2018): the unbiased $MMD^2$ with kernel
+    $(x^\\top y / d + 1)^3$ between random subsets of `subset_size` real (N, d) and fake (M, d) features
+    (capped at the smaller set), over `subsets` draws; returns (mean, std)."""
     r, f = _as_features(real, 'real', 2), _as_features(fake, 'fake', 2)
     check(f.shape[1] == r.shape[1], 'fake', f'{r.shape[1]} feature dimensions like real', f.shape[1])
     check(isinstance(subsets, int) and subsets >= 1, 'subsets', 'a positive integer', subsets)
     check(isinstance(subset_size, int) and subset_size >= 2, 'subset_size', 'an integer >= 2', subset_size)
     size, gen = min(subset_size, len(r), len(f)), torch.Generator().manual_seed(seed)
-    scores = torch.tensor([mmd2_unbiased(r[torch.randperm(len(r), generator=gen)[:size]],
-                                         f[torch.randperm(len(f), generator=gen)[:size]], degree, gamma, coef)
-                           for _ in range(subsets)], dtype=torch.float64)
+    scores = []
+    for _ in range(subsets):
+        real_subset = r[torch.randperm(len(r), generator=gen)[:size]]
+        fake_subset = f[torch.randperm(len(f), generator=gen)[:size]]
+        scores.append(mmd2_unbiased(real_subset, fake_subset, degree, gamma, coef))
+    scores = torch.tensor(scores, dtype=torch.float64)
     return float(scores.mean()), float(scores.std(unbiased=False)) if subsets > 1 else 0.
 
 # %% ../nbs/25_metrics.ipynb #381ee13b
 def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    "Euclidean distances between rows, computed directly (not via |a|² + |b|² - 2ab): exact and symmetric, so ties behave."
+    "Euclidean distances between rows, computed directly (not via |a|² + |b|² - 2ab): exact and symmetric."
     return torch.cdist(a, b, compute_mode='donot_use_mm_for_euclid_dist')
 
 def _knn_radii(x: torch.Tensor, ks: tuple[int, ...], batch_size: int) -> dict[int, torch.Tensor]:
     "Distance from each row of `x` to its k-th nearest other row, for each k in `ks`."
     top = max(ks)
-    near = torch.cat([_distances(c, x).topk(top + 1, dim=1, largest=False).values for c in x.split(batch_size)])
-    return {k: near[:, k] for k in ks}            # column 0 is the point itself (distance 0)
+    nearest = torch.cat([_distances(chunk, x).topk(top + 1, dim=1, largest=False).values
+                         for chunk in x.split(batch_size)])
+    return {k: nearest[:, k] for k in ks}            # column 0 is the point itself (distance 0)
 
 def prdc(real, fake, k_pr: int = 3, k_dc: int = 5, batch_size: int = 1000) -> dict:
-    """Precision and recall (Kynkäänniemi et al., k = `k_pr`) and density and coverage (Naeem et al., k = `k_dc`) of
-    `fake` features against `real` ones, in one pass over the distances; see `precision_recall`, `density_coverage`."""
+    """Precision and recall (Kynkäänniemi et al., 2019, k = `k_pr`) and density and coverage (Naeem et al.,
+    2020, k = `k_dc`) of `fake` features (M, d) against `real` ones (N, d), in one pass over the distances;
+    see `precision_recall` and `density_coverage` for the definitions."""
     r, f = _as_features(real, 'real'), _as_features(fake, 'fake')
     check(f.shape[1] == r.shape[1], 'fake', f'{r.shape[1]} feature dimensions like real', f.shape[1])
     for name, k in (('k_pr', k_pr), ('k_dc', k_dc)):
         check(isinstance(k, int) and k >= 1, name, 'a positive integer', k)
     check(len(r) > max(k_pr, k_dc), 'real', f'more than k = {max(k_pr, k_dc)} samples', len(r))
     check(len(f) > k_pr, 'fake', f'more than k = {k_pr} samples', len(f))
-    real_radii, fake_radius = _knn_radii(r, (k_pr, k_dc), batch_size), _knn_radii(f, (k_pr,), batch_size)[k_pr]
+    real_radii = _knn_radii(r, (k_pr, k_dc), batch_size)
+    fake_radius = _knn_radii(f, (k_pr,), batch_size)[k_pr]
     fake_in_real = torch.zeros(len(f), dtype=torch.bool)          # precision: fake j inside some real ball
     real_in_fake = torch.zeros(len(r), dtype=torch.bool)          # recall: real i inside some fake ball
     in_balls, nearest_fake = 0, torch.full((len(r),), math.inf, dtype=torch.float64)
     for start in range(0, len(f), batch_size):
         dist = _distances(f[start:start + batch_size], r)        # (b, N): fake rows, real columns
-        fake_in_real[start:start + len(dist)] = (dist <= real_radii[k_pr]).any(1)
-        real_in_fake |= (dist <= fake_radius[start:start + len(dist), None]).any(0)
+        rows = slice(start, start + len(dist))
+        fake_in_real[rows] = (dist <= real_radii[k_pr]).any(1)
+        real_in_fake |= (dist <= fake_radius[rows, None]).any(0)
         in_balls += int((dist < real_radii[k_dc]).sum())          # Naeem et al. use strict inequalities
         nearest_fake = torch.minimum(nearest_fake, dist.min(0).values)
+    coverage = float((nearest_fake < real_radii[k_dc]).double().mean())
     return dict(precision=float(fake_in_real.double().mean()), recall=float(real_in_fake.double().mean()),
-                density=in_balls / (k_dc * len(f)), coverage=float((nearest_fake < real_radii[k_dc]).double().mean()))
+                density=in_balls / (k_dc * len(f)), coverage=coverage)
 
 def precision_recall(real, fake, k: int = 3, batch_size: int = 1000) -> dict:
-    "Improved precision and recall (Kynkäänniemi et al., 2019) with k-NN balls: share of fake in the real manifold, and of real in the fake one."
+    """Improved precision and recall (Kynkäänniemi et al., 2019) with k-NN balls: the share of fake features
+    inside the real manifold (the union of real k-NN balls), and of real features inside the fake one."""
     out = prdc(real, fake, k_pr=k, k_dc=k, batch_size=batch_size)
     return dict(precision=out['precision'], recall=out['recall'])
 

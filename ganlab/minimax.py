@@ -18,11 +18,16 @@ __all__ = ['optimal_discriminator', 'optimal_logit', 'value_function']
 # %% ../nbs/10_minimax.ipynb #58d6f6e4
 def _float64(v, name: str) -> torch.Tensor:
     "`v` (tensor, array or list) as a float64 tensor; `name` is used in error messages."
-    try: return torch.as_tensor(v, dtype=torch.float64).detach().cpu() if not torch.is_tensor(v) else v.to(torch.float64)
-    except (TypeError, ValueError, RuntimeError): check(False, name, 'a tensor, array or list of numbers', type(v).__name__)
+    try:
+        if torch.is_tensor(v):
+            return v.to(torch.float64)
+        return torch.as_tensor(v, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        check(False, name, 'a tensor, array or list of numbers', type(v).__name__)
 
 def optimal_discriminator(p_data, p_g) -> torch.Tensor:
-    "$D^*(x) = p_{data}(x) / (p_{data}(x) + p_g(x))$ elementwise from two density values (½ where both are 0)."
+    """$D^*(x) = p_{data}(x) / (p_{data}(x) + p_g(x))$ elementwise from density values `p_data` and `p_g` of
+    the same shape (½ where both are 0)."""
     p_data, p_g = _float64(p_data, 'p_data'), _float64(p_g, 'p_g')
     check(p_data.shape == p_g.shape, 'p_g', f'the shape of p_data {tuple(p_data.shape)}', tuple(p_g.shape))
     check(bool((p_data >= 0).all()), 'p_data', 'non-negative density values', p_data.min().item())
@@ -31,18 +36,22 @@ def optimal_discriminator(p_data, p_g) -> torch.Tensor:
     return torch.where(total > 0, p_data / torch.where(total > 0, total, 1.), 0.5)
 
 def optimal_logit(log_p_data, log_p_g) -> torch.Tensor:
-    "The optimal discriminator as a logit: $\\ell^*(x) = \\log p_{data}(x) - \\log p_g(x)$ (0 where both are $-\\infty$)."
+    """The optimal discriminator as a logit, elementwise from log-densities of the same shape:
+    $\\ell^*(x) = \\log p_{data}(x) - \\log p_g(x)$ (0 where both are $-\\infty$)."""
     log_p_data, log_p_g = _float64(log_p_data, 'log_p_data'), _float64(log_p_g, 'log_p_g')
-    check(log_p_data.shape == log_p_g.shape, 'log_p_g', f'the shape of log_p_data {tuple(log_p_data.shape)}', tuple(log_p_g.shape))
+    check(log_p_data.shape == log_p_g.shape, 'log_p_g', f'the shape of log_p_data {tuple(log_p_data.shape)}',
+          tuple(log_p_g.shape))
     both_zero = (log_p_data == -torch.inf) & (log_p_g == -torch.inf)
     return torch.where(both_zero, 0., log_p_data - log_p_g)
 
 # %% ../nbs/10_minimax.ipynb #ab079fba
 def value_function(logits, p_data, p_g, x) -> float:
-    "$V(D,G) = \\int p_{data}\\log D + p_g \\log(1-D)\\,dx$ for $D = \\sigma(\\ell)$ given by `logits` on the 1-D grid `x` (trapezoidal rule)."
+    """$V(D,G) = \\int p_{data}\\log D + p_g \\log(1-D)\\,dx$ for $D = \\sigma(\\ell)$, by the trapezoidal
+    rule: `logits` ℓ, `p_data` and `p_g` hold one value per point of the increasing 1-D grid `x`."""
     x = _float64(x, 'x')
-    check(x.ndim == 1 and len(x) >= 2 and bool((x.diff() > 0).all()), 'x', 'an increasing 1-D grid of at least 2 points',
-          tuple(x.shape) if x.ndim != 1 or len(x) < 2 else 'a grid that is not increasing')
+    is_grid = x.ndim == 1 and len(x) >= 2
+    check(is_grid and bool((x.diff() > 0).all()), 'x', 'an increasing 1-D grid of at least 2 points',
+          tuple(x.shape) if not is_grid else 'a grid that is not increasing')
     logits, p_data, p_g = _float64(logits, 'logits'), _float64(p_data, 'p_data'), _float64(p_g, 'p_g')
     for name, v in (('logits', logits), ('p_data', p_data), ('p_g', p_g)):
         check(v.shape == x.shape, name, f'one value per grid point, shape {tuple(x.shape)}', tuple(v.shape))

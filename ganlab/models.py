@@ -6,265 +6,434 @@ Docs: https://ganlab.github.io/ganlab/models.html.md"""
 
 # %% ../nbs/20_models.ipynb #8b687b0e
 from __future__ import annotations
+import inspect
 import torch
 from torch import nn
-import inspect
+import torch.nn.functional as F
 from .core import Registry, check
 
 # %% auto #0
-__all__ = ['architectures', 'MLPGenerator', 'MLPDiscriminator', 'dcgan_init', 'DCGANGenerator', 'DCGANDiscriminator',
-           'ConditionalGenerator', 'LabelChannelsDiscriminator', 'ProjectionDiscriminator', 'TwoHeadDiscriminator',
-           'AutoencoderDiscriminator', 'SelfAttention', 'ConditionalBatchNorm2d', 'mlp_pair', 'dcgan_pair', 'build']
+__all__ = ['architectures', 'MLPGenerator', 'MLPDiscriminator', 'icnr_', 'SubPixelConv', 'dcgan_init', 'DCGANGenerator',
+           'DCGANDiscriminator', 'ConditionalGenerator', 'LabelChannelsDiscriminator', 'ProjectionDiscriminator',
+           'TwoHeadDiscriminator', 'AutoencoderDiscriminator', 'SelfAttention', 'ConditionalBatchNorm2d', 'mlp_pair',
+           'dcgan_pair', 'build']
 
 # %% ../nbs/20_models.ipynb #12992bcd
-def _mlp(sizes: list[int], act: nn.Module, dropout: float = 0.) -> nn.Sequential:
-    "Linear layers between consecutive `sizes`, each followed by `act` (and dropout when > 0)."
+def _mlp(sizes: list[int], act: nn.Module, dropout: float = 0., norm: str = 'none') -> nn.Sequential:
+    """Linear layers between consecutive `sizes`, each followed by a per-sample `nn.LayerNorm` when `norm` is
+    'layer', then `act`, then dropout when > 0."""
     layers = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(a, b), act] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers.append(nn.Linear(n_in, n_out))
+        if norm == 'layer':
+            layers.append(nn.LayerNorm(n_out))
+        layers.append(act)
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
 
+def _check_latent(z: torch.Tensor, latent_dim: int) -> None:
+    check(z.ndim == 2 and z.shape[1] == latent_dim, 'z', f'shape (N, {latent_dim})', tuple(z.shape))
+
 class MLPGenerator(nn.Module):
-    "z (N, latent_dim) → x (N, out_dim): ReLU hidden layers, linear output (toy data is not bounded to [-1, 1])."
+    """G: z (N, latent_dim) → x (N, out_dim). ReLU after each hidden layer of sizes `hidden`, linear output
+    (toy data is not bounded to [-1, 1], so no tanh)."""
     def __init__(self, latent_dim: int = 2, out_dim: int = 2, hidden: tuple[int, ...] = (128, 128, 128)):
         super().__init__()
         check(latent_dim > 0 and out_dim > 0, 'latent_dim/out_dim', 'positive sizes', (latent_dim, out_dim))
         self.latent_dim = latent_dim
-        self.net = nn.Sequential(_mlp([latent_dim, *hidden], nn.ReLU()), nn.Linear(hidden[-1] if hidden else latent_dim, out_dim))
+        last = hidden[-1] if hidden else latent_dim
+        self.net = nn.Sequential(_mlp([latent_dim, *hidden], nn.ReLU()), nn.Linear(last, out_dim))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        check(z.ndim == 2 and z.shape[1] == self.latent_dim, 'z', f'shape (N, {self.latent_dim})', tuple(z.shape))
+        _check_latent(z, self.latent_dim)
         return self.net(z)
 
 class MLPDiscriminator(nn.Module):
-    "x (N, in_dim) → logits (N,): LeakyReLU(0.2) hidden layers, optional dropout, linear head."
-    def __init__(self, in_dim: int = 2, hidden: tuple[int, ...] = (128, 128, 128), dropout: float = 0.):
+    """D: x (N, in_dim) → logits (N,) = head(features(x)). LeakyReLU(0.2) after each hidden layer, optional
+    dropout, a linear head. `norm`: 'none' (the default: no normalisation) or 'layer' (a per-sample
+    `nn.LayerNorm` before each activation); both keep samples independent, as a gradient-penalty critic
+    needs. There is no batch norm option."""
+    def __init__(self, in_dim: int = 2, hidden: tuple[int, ...] = (128, 128, 128), dropout: float = 0.,
+                 norm: str = 'none'):
         super().__init__()
         check(len(hidden) > 0, 'hidden', 'at least one hidden layer', hidden)
         check(0 <= dropout < 1, 'dropout', 'a probability in [0, 1)', dropout)
-        self.in_dim = in_dim
-        self.body = _mlp([in_dim, *hidden], nn.LeakyReLU(0.2), dropout)
+        no_batch_norm = "'none' or 'layer' (the MLP discriminator has no batch norm)"
+        check(norm in ('none', 'layer'), 'norm', no_batch_norm, norm)
+        self.in_dim, self.norm = in_dim, norm
+        self.body = _mlp([in_dim, *hidden], nn.LeakyReLU(0.2), dropout, norm)
         self.head = nn.Linear(hidden[-1], 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        "The last hidden layer's activations, (N, hidden[-1])."
+        "The last hidden layer's activations φ(x), (N, hidden[-1])."
         check(x.ndim == 2 and x.shape[1] == self.in_dim, 'x', f'shape (N, {self.in_dim})', tuple(x.shape))
         return self.body(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.head(self.features(x)).squeeze(1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).squeeze(1)
 
 # %% ../nbs/20_models.ipynb #eaf15172
 def _start_size(size: int) -> tuple[int, int]:
     "First feature-map size and number of doublings for a square image of side `size`."
     for start in (7, 4):
-        n = 0
-        while start * 2**n < size: n += 1
-        if start * 2**n == size and n > 0: return start, n
+        n_doublings = 0
+        while start * 2**n_doublings < size:
+            n_doublings += 1
+        if start * 2**n_doublings == size and n_doublings > 0:
+            return start, n_doublings
     raise ValueError(f"size: expected 28, 32, 64 or another 7·2^n or 4·2^n, got {size}")
 
-def _norm2d(kind: str, channels: int) -> nn.Module:
-    check(kind in ('batch', 'layer', 'none'), 'norm', "'batch', 'layer' or 'none'", kind)
-    if kind == 'batch': return nn.BatchNorm2d(channels)
-    if kind == 'layer': return nn.GroupNorm(1, channels)        # LayerNorm over (C, H, W), per sample
+def _norm2d(norm: str, channels: int) -> nn.Module:
+    "The normalisation layer named by `norm` for `channels` feature maps."
+    check(norm in ('batch', 'layer', 'none'), 'norm', "'batch', 'layer' or 'none'", norm)
+    if norm == 'batch':
+        return nn.BatchNorm2d(channels)
+    if norm == 'layer':
+        return nn.GroupNorm(1, channels)        # LayerNorm over (C, H, W), per sample
     return nn.Identity()
 
+# %% ../nbs/20_models.ipynb #9c3d6e21
+def icnr_(weight: torch.Tensor, scale: int = 2, std: float | None = None) -> torch.Tensor:
+    """ICNR initialisation, in place (Aitken et al., 2017, "Checkerboard artifact free sub-pixel
+    convolution").
+
+    `weight` (c_out·r², c_in, k, k), r = `scale`, is the convolution before `nn.PixelShuffle(r)`. One kernel
+    per output channel c is drawn, from N(0, std²) or PyTorch's default convolution init when `std` is None,
+    and copied to the r² channels c·r² + j that PixelShuffle sends to the r×r phases of channel c. Returns
+    `weight`."""
+    check(weight.ndim == 4 and weight.shape[0] % scale**2 == 0, 'weight',
+          f'a convolution weight (c_out·{scale**2}, c_in, k, k)', tuple(weight.shape))
+    base_shape = (weight.shape[0] // scale**2, *weight.shape[1:])
+    base = torch.empty(base_shape, dtype=weight.dtype, device=weight.device)
+    if std is None:
+        nn.init.kaiming_uniform_(base, a=5 ** 0.5)       # what nn.Conv2d does, same fan-in
+    else:
+        nn.init.normal_(base, 0., std)
+    with torch.no_grad():
+        weight.copy_(base.repeat_interleave(scale**2, dim=0))
+    return weight
+
+class SubPixelConv(nn.Sequential):
+    """Sub-pixel convolution (Shi et al., 2016): (N, c_in, H, W) → (N, c_out, rH, rW), r = `scale`.
+
+    A 3×3 convolution to c_out·r² channels, then `nn.PixelShuffle(r)`, which moves channel c·r² + i·r + j
+    to pixel (i, j) of each r×r block of channel c. With `icnr=True` the convolution starts from `icnr_`."""
+    def __init__(self, c_in: int, c_out: int, scale: int = 2, icnr: bool = True):
+        conv = nn.Conv2d(c_in, c_out * scale**2, 3, 1, 1, bias=False)
+        super().__init__(conv, nn.PixelShuffle(scale))
+        self.scale = scale
+        self.icnr = icnr
+        if icnr:
+            icnr_(conv.weight, scale)
+
+    @property
+    def conv(self) -> nn.Conv2d:
+        "The convolution before the shuffle."
+        return self[0]
+
+def _upsample(c_in: int, c_out: int, upsample: str) -> nn.Module:
+    "A layer that doubles the spatial size: (N, c_in, H, W) → (N, c_out, 2H, 2W)."
+    check(upsample in ('transpose', 'pixelshuffle', 'resize'), 'upsample',
+          "'transpose', 'pixelshuffle' or 'resize'", upsample)
+    if upsample == 'transpose':
+        return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
+    if upsample == 'pixelshuffle':
+        return SubPixelConv(c_in, c_out, 2, icnr=True)
+    resize = nn.Upsample(scale_factor=2, mode='nearest')
+    return nn.Sequential(resize, nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False))
+
+# %% ../nbs/20_models.ipynb #b2d0c1a7
 def dcgan_init(module: nn.Module) -> None:
-    "DCGAN initialisation: conv weights ~ N(0, 0.02²), norm scales ~ N(1, 0.02²), biases 0."
+    """DCGAN initialisation, in place, of every layer of `module`: convolution and linear weights
+    ~ N(0, 0.02²) (Radford et al., 2016); normalisation scales ~ N(1, 0.02²) (the PyTorch DCGAN example,
+    not the paper); biases 0. Sub-pixel convolutions built with `icnr=True` are then given ICNR weights."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0., 0.02)
-            if m.bias is not None: nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.normal_(m.weight, 1., 0.02); nn.init.zeros_(m.bias)
+            nn.init.normal_(m.weight, 1., 0.02)
+            nn.init.zeros_(m.bias)
+    for m in module.modules():
+        if isinstance(m, SubPixelConv) and m.icnr:
+            icnr_(m.conv.weight, m.scale, std=0.02)
 
-def _upsample(c_in: int, c_out: int, how: str) -> nn.Module:
-    check(how in ('transpose', 'pixelshuffle'), 'upsample', "'transpose' or 'pixelshuffle'", how)
-    if how == 'transpose': return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
-    return nn.Sequential(nn.Conv2d(c_in, 4 * c_out, 3, 1, 1, bias=False), nn.PixelShuffle(2))
-
+# %% ../nbs/20_models.ipynb #e4b7a2c9
 class DCGANGenerator(nn.Module):
-    "z (N, latent_dim) → images (N, channels, size, size) in [-1, 1]; transposed convs (or PixelShuffle), BN, ReLU, tanh."
-    def __init__(self, latent_dim: int = 100, channels: int = 1, size: int = 28, width: int = 64, upsample: str = 'transpose'):
+    """DCGAN generator (Radford et al., 2016): z (N, latent_dim) → images (N, channels, size, size)
+    in [-1, 1].
+
+    z is read as a 1×1 map; a transposed convolution makes it start×start (7 or 4), then each `upsample`
+    layer ('transpose', 'pixelshuffle' or 'resize') doubles it, halving the channels from
+    width·2^(n−1) down to `width`. Batch norm and ReLU after every layer but the last, tanh at the output."""
+    def __init__(self, latent_dim: int = 100, channels: int = 1, size: int = 28, width: int = 64,
+                 upsample: str = 'transpose'):
         super().__init__()
         start, n_up = _start_size(size)
-        self.latent_dim, self.out_shape = latent_dim, (channels, size, size)
+        self.latent_dim = latent_dim
+        self.out_shape = (channels, size, size)
         c = width * 2**(n_up - 1)
         layers = [nn.ConvTranspose2d(latent_dim, c, start, 1, 0, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
         for _ in range(n_up - 1):
-            layers += [_upsample(c, c // 2, upsample), nn.BatchNorm2d(c // 2), nn.ReLU()]; c //= 2
+            layers += [_upsample(c, c // 2, upsample), nn.BatchNorm2d(c // 2), nn.ReLU()]
+            c //= 2
         layers += [_upsample(c, channels, upsample), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        check(z.ndim == 2 and z.shape[1] == self.latent_dim, 'z', f'shape (N, {self.latent_dim})', tuple(z.shape))
+        _check_latent(z, self.latent_dim)
         return self.net(z[:, :, None, None])
 
+# %% ../nbs/20_models.ipynb #a8f3d5b1
 class DCGANDiscriminator(nn.Module):
-    "images (N, channels, size, size) → logits (N,); strided convs, LeakyReLU(0.2), norm on all but the first layer."
-    def __init__(self, channels: int = 1, size: int = 28, width: int = 64, norm: str = 'batch', dropout: float = 0.):
+    """DCGAN discriminator (Radford et al., 2016): images (N, channels, size, size) → logits (N,).
+
+    Stride-2 4×4 convolutions halve the size down to start×start (7 or 4) while the channels double from
+    `width`; LeakyReLU(0.2) after each, `norm` ('batch', 'layer' or 'none') on all but the first, optional
+    dropout. `features(x)` is the flattened last block φ(x); the linear `head` scores it."""
+    def __init__(self, channels: int = 1, size: int = 28, width: int = 64, norm: str = 'batch',
+                 dropout: float = 0.):
         super().__init__()
         start, n_down = _start_size(size)
         check(0 <= dropout < 1, 'dropout', 'a probability in [0, 1)', dropout)
-        self.in_shape = (channels, size, size)
+        self.in_shape, self.norm = (channels, size, size), norm
         layers, c_in, c = [], channels, width
         for i in range(n_down):
-            layers += [nn.Conv2d(c_in, c, 4, 2, 1, bias=i == 0)] + ([_norm2d(norm, c)] if i > 0 else []) + [nn.LeakyReLU(0.2)]
-            if dropout > 0: layers.append(nn.Dropout(dropout))
+            layers.append(nn.Conv2d(c_in, c, 4, 2, 1, bias=i == 0))   # DCGAN: a bias in the first only
+            if i > 0:
+                layers.append(_norm2d(norm, c))
+            layers.append(nn.LeakyReLU(0.2))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
             c_in, c = c, c * 2
         self.body = nn.Sequential(*layers, nn.Flatten())
-        self.head = nn.Linear(c_in * start * start, 1)        # a conv over the whole start×start map, flattened
+        self.head = nn.Linear(c_in * start * start, 1)        # a conv over the whole start×start map
         dcgan_init(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         "Activations of the last convolutional block, flattened: (N, C·start·start)."
-        check(x.ndim == 4 and tuple(x.shape[1:]) == self.in_shape, 'x', f'shape (N, {", ".join(map(str, self.in_shape))})', tuple(x.shape))
+        expected = f'shape (N, {", ".join(map(str, self.in_shape))})'
+        check(x.ndim == 4 and tuple(x.shape[1:]) == self.in_shape, 'x', expected, tuple(x.shape))
         return self.body(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.head(self.features(x)).squeeze(1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).squeeze(1)
 
 # %% ../nbs/20_models.ipynb #7ed58f87
-import torch.nn.functional as F
-
-def _check_labels(y, n: int, n_classes: int):
-    check(torch.is_tensor(y) and y.dtype == torch.long and y.shape == (n,), 'y', f'int64 labels of shape ({n},)',
-          f'{getattr(y, "dtype", type(y).__name__)} of shape {tuple(getattr(y, "shape", ()))}')
+def _check_labels(y, n: int, n_classes: int) -> None:
+    "Refuse anything but int64 class labels of shape (n,)."
+    got = f'{getattr(y, "dtype", type(y).__name__)} of shape {tuple(getattr(y, "shape", ()))}'
+    is_labels = torch.is_tensor(y) and y.dtype == torch.long and y.shape == (n,)
+    check(is_labels, 'y', f'int64 labels of shape ({n},)', got)
 
 class ConditionalGenerator(nn.Module):
-    "G(z, y) = base([z; onehot(y)]) for labels (`n_classes`), or G(z, c) = base([z; c]) for float codes of width `n_codes`."
+    """G(z, y) = base([z; onehot(y)]) for labels y (N,) of `n_classes` classes, or G(z, c) = base([z; c]) for
+    float codes c (N, `n_codes`) (InfoGAN). z is (N, latent_dim) with latent_dim = base.latent_dim − K."""
     def __init__(self, base: nn.Module, n_classes: int = 0, n_codes: int = 0):
         super().__init__()
-        check((n_classes > 0) != (n_codes > 0), 'n_classes/n_codes', 'exactly one of them positive', (n_classes, n_codes))
+        check((n_classes > 0) != (n_codes > 0), 'n_classes/n_codes', 'exactly one of them positive',
+              (n_classes, n_codes))
         extra = n_classes or n_codes
-        check(base.latent_dim > extra, 'base', f'a generator whose input is longer than the {extra} conditioning entries', base.latent_dim)
+        check(base.latent_dim > extra, 'base',
+              f'a generator whose input is longer than the {extra} conditioning entries', base.latent_dim)
         self.base, self.n_classes, self.n_codes = base, n_classes, n_codes
         self.latent_dim = base.latent_dim - extra
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if self.n_classes:
-            _check_labels(cond, len(z), self.n_classes); cond = F.one_hot(cond, self.n_classes).to(z.dtype)
-        else: check(cond.shape == (len(z), self.n_codes), 'c', f'codes of shape ({len(z)}, {self.n_codes})', tuple(cond.shape))
+            _check_labels(cond, len(z), self.n_classes)
+            cond = F.one_hot(cond, self.n_classes).to(z.dtype)
+        else:
+            expected = f'codes of shape ({len(z)}, {self.n_codes})'
+            check(cond.shape == (len(z), self.n_codes), 'c', expected, tuple(cond.shape))
         return self.base(torch.cat([z, cond], 1))
 
 def _label_planes(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
-    "One-hot labels shaped like x's extra features: (N, K) for flat x, (N, K, H, W) constant planes for images."
+    "One-hot labels as extra features of x: (N, K) for flat x, (N, K, H, W) constant planes for images."
     onehot = F.one_hot(y, n_classes).to(x.dtype)
     return onehot if x.ndim == 2 else onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])
 
 class LabelChannelsDiscriminator(nn.Module):
-    "D(x, y) = base([x; onehot(y)]): one-hot features for flat data, K constant channels for images."
+    """D(x, y) = base([x; onehot(y)]) → logits (N,): one-hot features for flat x (N, d), K constant
+    channels for images x (N, C, H, W); `base` is built for the K extra inputs."""
     def __init__(self, base: nn.Module, n_classes: int):
-        super().__init__(); self.base, self.n_classes = base, n_classes
-    def forward(self, x, y):
+        super().__init__()
+        self.base, self.n_classes = base, n_classes
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _check_labels(y, len(x), self.n_classes)
         return self.base(torch.cat([x, _label_planes(x, y, self.n_classes)], 1))
 
+# %% ../nbs/20_models.ipynb #0e8d5c37
 class ProjectionDiscriminator(nn.Module):
-    "D(x, y) = head(φ(x)) + ⟨embed(y), φ(x)⟩ with φ = base.features (Miyato & Koyama's projection)."
+    """Projection discriminator (Miyato & Koyama, 2018): D(x, y) = ψ(φ(x)) + ⟨embed(y), φ(x)⟩ → logits (N,),
+    with φ = base.features (N, F), ψ = base.head and an embedding table (n_classes, F) drawn from
+    N(0, 0.02²)."""
     def __init__(self, base: nn.Module, n_classes: int):
         super().__init__()
         self.base, self.n_classes = base, n_classes
         self.embed = nn.Embedding(n_classes, base.head.in_features)
         nn.init.normal_(self.embed.weight, 0., 0.02)
-    def features(self, x): return self.base.features(x)
-    def forward(self, x, y):
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        "φ(x), the base discriminator's features (N, F)."
+        return self.base.features(x)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _check_labels(y, len(x), self.n_classes)
         phi = self.base.features(x)
         return self.base.head(phi).squeeze(1) + (self.embed(y) * phi).sum(1)
 
+# %% ../nbs/20_models.ipynb #f29b7d10
 class TwoHeadDiscriminator(nn.Module):
-    "D(x) = (head(φ(x)) (N,), extra(φ(x)) (N, n_out)): ACGAN's class logits or InfoGAN's Q outputs on shared features."
+    """D(x) = (head(φ(x)) (N,), extra(φ(x)) (N, n_out)) with φ = base.features: ACGAN's class logits
+    (Odena et al., 2017) or InfoGAN's Q outputs (Chen et al., 2016) on the features the score uses."""
     def __init__(self, base: nn.Module, n_out: int):
         super().__init__()
-        self.base, self.extra = base, nn.Linear(base.head.in_features, n_out)
-    def features(self, x): return self.base.features(x)
-    def forward(self, x):
+        self.base = base
+        self.extra = nn.Linear(base.head.in_features, n_out)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        "φ(x), the base discriminator's features."
+        return self.base.features(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         phi = self.base.features(x)
         return self.base.head(phi).squeeze(1), self.extra(phi)
 
 class AutoencoderDiscriminator(nn.Module):
-    "EBGAN/BEGAN's D: x → embedding h = encoder(x) → reconstruction decoder(h); returns (reconstruction, embedding)."
+    """EBGAN's (Zhao et al., 2017) and BEGAN's (Berthelot et al., 2017) D: x → embedding h = encoder(x) →
+    reconstruction decoder(h), shaped like x; returns (reconstruction, embedding)."""
     def __init__(self, encoder: nn.Module, decoder: nn.Module):
-        super().__init__(); self.encoder, self.decoder = encoder, decoder
-    def features(self, x): return self.encoder(x)
-    def forward(self, x):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        "The embedding h = encoder(x)."
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x)
         return self.decoder(h), h
 
 # %% ../nbs/20_models.ipynb #980c0d48
 class SelfAttention(nn.Module):
-    "SAGAN self-attention on (N, C, H, W): x + γ·attention(x), γ initialised to 0 (so it starts as the identity)."
+    """SAGAN self-attention (Zhang et al., 2019) on x (N, C, H, W): y = x + γ·o,
+    o_i = Σ_j softmax_j(q_iᵀk_j) v_j over the H·W positions, with 1×1 convolutions q, k, v (to
+    C/`reduction`, C/`reduction` and C channels). γ starts at 0, so the block starts as the identity."""
     def __init__(self, channels: int, reduction: int = 8):
         super().__init__()
         inner = max(1, channels // reduction)
-        self.q, self.k = nn.Conv2d(channels, inner, 1), nn.Conv2d(channels, inner, 1)
+        self.q = nn.Conv2d(channels, inner, 1)
+        self.k = nn.Conv2d(channels, inner, 1)
         self.v = nn.Conv2d(channels, channels, 1)
         self.gamma = nn.Parameter(torch.zeros(()))
-    def forward(self, x):
-        n, c, h, w = x.shape
-        q, k, v = self.q(x).flatten(2), self.k(x).flatten(2), self.v(x).flatten(2)       # (N, C', HW), (N, C, HW)
-        attn = torch.softmax(q.transpose(1, 2) @ k, dim=-1)                            # (N, HW, HW): row i attends over j
-        return x + self.gamma * (v @ attn.transpose(1, 2)).view(n, c, h, w)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q, k, v = self.q(x).flatten(2), self.k(x).flatten(2), self.v(x).flatten(2)   # (N, C', HW), (N, C, HW)
+        attention = torch.softmax(q.transpose(1, 2) @ k, dim=-1)   # (N, HW, HW): row i, weights β_ij over j
+        o = v @ attention.transpose(1, 2)                          # o_i = Σ_j β_ij v_j: (N, C, HW)
+        return x + self.gamma * o.view(n, c, h, w)
+
+# %% ../nbs/20_models.ipynb #c7e2a94b
 class ConditionalBatchNorm2d(nn.Module):
-    "Batch norm without affine, then per-class γ_y, β_y (initialised to 1 and 0)."
+    """Conditional batch norm on x (N, C, H, W) with labels y (N,): γ_y · BN(x) + β_y, with BN without affine
+    and per-class γ (n_classes, C) initialised to 1 and β (n_classes, C) to 0 (de Vries et al., 2017)."""
     def __init__(self, channels: int, n_classes: int):
         super().__init__()
         self.bn = nn.BatchNorm2d(channels, affine=False)
-        self.gamma, self.beta = nn.Embedding(n_classes, channels), nn.Embedding(n_classes, channels)
-        nn.init.ones_(self.gamma.weight); nn.init.zeros_(self.beta.weight)
-    def forward(self, x, y):
+        self.gamma = nn.Embedding(n_classes, channels)
+        self.beta = nn.Embedding(n_classes, channels)
+        nn.init.ones_(self.gamma.weight)
+        nn.init.zeros_(self.beta.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.gamma(y)[:, :, None, None] * self.bn(x) + self.beta(y)[:, :, None, None]
 
 # %% ../nbs/20_models.ipynb #27251366
 architectures = Registry('architecture')
 
 @architectures.register('mlp')
-def mlp_pair(data_shape: tuple[int, ...], latent_dim: int = 2, width: int = 128, depth: int = 3, dropout: float = 0.,
-             g_extra: int = 0, d_extra: int = 0):
-    "MLP generator and discriminator for flat data of shape (d,), `depth` hidden layers of `width` units."
+def mlp_pair(data_shape: tuple[int, ...], latent_dim: int = 2, width: int = 128, depth: int = 3,
+             dropout: float = 0., g_extra: int = 0, d_extra: int = 0, norm: str = 'none'):
+    """(MLPGenerator, MLPDiscriminator) for flat data of shape (d,): `depth` hidden layers of `width` units;
+    `norm` is D's normalisation ('none' or 'layer'); `g_extra`/`d_extra` widen G's and D's inputs for
+    conditioning."""
     check(len(data_shape) == 1, 'data_shape', 'flat data (d,) for the MLP architecture', tuple(data_shape))
     hidden = (width,) * depth
-    return MLPGenerator(latent_dim + g_extra, data_shape[0], hidden), MLPDiscriminator(data_shape[0] + d_extra, hidden, dropout)
+    generator = MLPGenerator(latent_dim + g_extra, data_shape[0], hidden)
+    discriminator = MLPDiscriminator(data_shape[0] + d_extra, hidden, dropout, norm)
+    return generator, discriminator
 
 @architectures.register('dcgan')
 def dcgan_pair(data_shape: tuple[int, ...], latent_dim: int = 100, width: int = 64, norm: str = 'batch',
                upsample: str = 'transpose', dropout: float = 0., g_extra: int = 0, d_extra: int = 0):
-    "DCGAN generator and discriminator for images of shape (C, H, H)."
-    check(len(data_shape) == 3 and data_shape[1] == data_shape[2], 'data_shape', 'square images (C, H, H) for DCGAN', tuple(data_shape))
-    C, H, _ = data_shape
-    return (DCGANGenerator(latent_dim + g_extra, C, H, width, upsample),
-            DCGANDiscriminator(C + d_extra, H, width, norm, dropout))
+    """(DCGANGenerator, DCGANDiscriminator) for images of shape (C, H, H); `norm` is D's normalisation
+    ('batch', 'layer' or 'none'), `upsample` G's; `g_extra`/`d_extra` widen the inputs for conditioning."""
+    is_square_image = len(data_shape) == 3 and data_shape[1] == data_shape[2]
+    check(is_square_image, 'data_shape', 'square images (C, H, H) for DCGAN', tuple(data_shape))
+    channels, size, _ = data_shape
+    generator = DCGANGenerator(latent_dim + g_extra, channels, size, width, upsample)
+    discriminator = DCGANDiscriminator(channels + d_extra, size, width, norm, dropout)
+    return generator, discriminator
 
-def _autoencoder(arch: str, data_shape, width: int, code: int = 64) -> AutoencoderDiscriminator:
+def _autoencoder(arch: str, data_shape, width: int, code: int = 64, **norm) -> AutoencoderDiscriminator:
     "An autoencoder D built from the architecture's own pieces: D's body as encoder, a generator as decoder."
-    G, D = architectures[arch](data_shape, latent_dim=code, width=width)
+    G, D = architectures[arch](data_shape, latent_dim=code, width=width, **norm)
     encoder = nn.Sequential(D.body, nn.Linear(D.head.in_features, code))
     decoder = nn.Sequential(nn.Unflatten(1, (code, 1, 1)), G.net) if arch == 'dcgan' else G
     return AutoencoderDiscriminator(encoder, decoder)
 
-def build(arch: str, data_shape: tuple[int, ...], latent_dim: int | None = None, *, d_output: str = 'score',
-          conditioning: str | None = None, n_classes: int = 0, n_codes: int = 0, label_d: str = 'channels', **kwargs):
-    """A `(generator, discriminator)` pair of architecture `arch` for items of shape `data_shape`.
-
-    `conditioning`: None, 'labels' (G(z, y); D(x, y) by label `channels` or `projection` unless D has a class head)
-    or 'codes' (G(z, c) with `n_codes` = n_classes + n_continuous). `d_output`: 'score', 'score+classes' (ACGAN),
-    'score+codes' (InfoGAN's Q head) or 'reconstruction' (an autoencoder D)."""
+# %% ../nbs/20_models.ipynb #4b8e1d27
+def _check_build_request(d_output: str, conditioning: str | None, n_classes: int, n_codes: int,
+                         label_d: str) -> None:
     check(d_output in ('score', 'score+classes', 'score+codes', 'reconstruction'), 'd_output',
           "'score', 'score+classes', 'score+codes' or 'reconstruction'", d_output)
-    check(conditioning in (None, 'labels', 'codes'), 'conditioning', "None, 'labels' or 'codes'", conditioning)
-    if conditioning == 'labels': check(n_classes > 0, 'n_classes', 'the number of classes (> 0) for label conditioning', n_classes)
-    if conditioning == 'codes': check(n_codes > 0, 'n_codes', 'the code width (> 0) for InfoGAN codes', n_codes)
+    check(conditioning in (None, 'labels', 'codes'), 'conditioning', "None, 'labels' or 'codes'",
+          conditioning)
+    if conditioning == 'labels':
+        check(n_classes > 0, 'n_classes', 'the number of classes (> 0) for label conditioning', n_classes)
+        if d_output == 'score':
+            check(label_d in ('channels', 'projection'), 'label_d', "'channels' or 'projection'", label_d)
+    if conditioning == 'codes':
+        check(n_codes > 0, 'n_codes', 'the code width (> 0) for InfoGAN codes', n_codes)
+
+def build(arch: str, data_shape: tuple[int, ...], latent_dim: int | None = None, *, d_output: str = 'score',
+          conditioning: str | None = None, n_classes: int = 0, n_codes: int = 0, label_d: str = 'channels',
+          **kwargs):
+    """A `(generator, discriminator)` pair of architecture `arch` ('mlp', 'dcgan') for items of shape
+    `data_shape`; `kwargs` go to the architecture's builder (`width`, `upsample`, ...), among them `norm`, the
+    discriminator's normalisation: 'batch' (DCGAN's default), 'layer' or 'none' for DCGAN, 'none' (default)
+    or 'layer' for the MLP. Gradient-penalty critics need 'layer' or 'none'.
+
+    `conditioning`: None, 'labels' (G(z, y); D(x, y) by label `channels` or `projection` unless D has a
+    class head) or 'codes' (G(z, c) with `n_codes` = n_classes + n_continuous). `d_output`: 'score',
+    'score+classes' (ACGAN), 'score+codes' (InfoGAN's Q head) or 'reconstruction' (an autoencoder D)."""
+    _check_build_request(d_output, conditioning, n_classes, n_codes, label_d)
     builder, data_shape = architectures[arch], tuple(data_shape)
     latent = {} if latent_dim is None else dict(latent_dim=latent_dim)
-    g_extra = n_classes if conditioning == 'labels' else n_codes if conditioning == 'codes' else 0
-    concat_labels = conditioning == 'labels' and d_output == 'score' and label_d == 'channels'
-    G, D = builder(data_shape, **latent, g_extra=g_extra, d_extra=n_classes if concat_labels else 0, **kwargs)
-    if g_extra: G = ConditionalGenerator(G, n_classes if conditioning == 'labels' else 0, n_codes if conditioning == 'codes' else 0)
-    if d_output == 'reconstruction': D = _autoencoder(arch, data_shape, kwargs.get('width') or inspect.signature(builder).parameters['width'].default)
-    elif d_output == 'score+classes': D = TwoHeadDiscriminator(D, n_classes)
-    elif d_output == 'score+codes': D = TwoHeadDiscriminator(D, n_codes)
+    g_extra = {'labels': n_classes, 'codes': n_codes}.get(conditioning, 0)
+    labels_into_d = conditioning == 'labels' and d_output == 'score' and label_d == 'channels'
+    d_extra = n_classes if labels_into_d else 0
+    G, D = builder(data_shape, **latent, g_extra=g_extra, d_extra=d_extra, **kwargs)
+    if conditioning == 'labels':
+        G = ConditionalGenerator(G, n_classes=n_classes)
+    elif conditioning == 'codes':
+        G = ConditionalGenerator(G, n_codes=n_codes)
+    if d_output == 'reconstruction':
+        width = kwargs.get('width') or inspect.signature(builder).parameters['width'].default
+        norm = {'norm': kwargs['norm']} if 'norm' in kwargs else {}
+        D = _autoencoder(arch, data_shape, width, **norm)
+    elif d_output == 'score+classes':
+        D = TwoHeadDiscriminator(D, n_classes)
+    elif d_output == 'score+codes':
+        D = TwoHeadDiscriminator(D, n_codes)
+    elif conditioning == 'labels' and label_d == 'channels':
+        D = LabelChannelsDiscriminator(D, n_classes)
     elif conditioning == 'labels':
-        check(label_d in ('channels', 'projection'), 'label_d', "'channels' or 'projection'", label_d)
-        D = LabelChannelsDiscriminator(D, n_classes) if label_d == 'channels' else ProjectionDiscriminator(D, n_classes)
+        D = ProjectionDiscriminator(D, n_classes)
     return G, D

@@ -7,28 +7,54 @@ Docs: https://ganlab.github.io/ganlab/transposed_conv.html.md"""
 
 # %% ../nbs/14_transposed_conv.ipynb #fd88954a
 from __future__ import annotations
+import torch
+from torch import nn
 from .core import check
 
 # %% auto #0
-__all__ = ['conv_output_size', 'conv_transpose_output_size']
+__all__ = ['conv_output_size', 'conv_transpose_output_size', 'checkerboard']
 
 # %% ../nbs/14_transposed_conv.ipynb #d65b048d
 def _size_args(**kwargs):
-    for name, v in kwargs.items():
+    "Refuse sizes that are not integers >= 1 (>= 0 for the paddings), naming the argument."
+    for name, value in kwargs.items():
         minimum = 0 if name in ('p', 'output_padding') else 1
-        check(isinstance(v, int) and not isinstance(v, bool) and v >= minimum, name, f'an integer >= {minimum}', v)
+        is_integer = isinstance(value, int) and not isinstance(value, bool)
+        check(is_integer and value >= minimum, name, f'an integer >= {minimum}', value)
 
 def conv_output_size(i: int, k: int, s: int = 1, p: int = 0, dilation: int = 1) -> int:
-    "Output length of a convolution: $\\lfloor (i + 2p - d(k-1) - 1)/s \\rfloor + 1$ (as `nn.Conv2d`, per dimension)."
+    """Output length of a convolution (as `nn.Conv2d`, per dimension):
+    $\\lfloor (i + 2p - d(k-1) - 1)/s \\rfloor + 1$ for input length i, kernel k, stride s, padding p and
+    dilation d."""
     _size_args(i=i, k=k, s=s, p=p, dilation=dilation)
     o = (i + 2 * p - dilation * (k - 1) - 1) // s + 1
     check(o >= 1, 'k', f'a (dilated) kernel that fits in the padded input of length {i + 2 * p}', k)
     return o
 
-def conv_transpose_output_size(i: int, k: int, s: int = 1, p: int = 0, output_padding: int = 0, dilation: int = 1) -> int:
-    "Output length of a transposed convolution: $(i-1)s - 2p + d(k-1) + 1 + $ `output_padding`; $(i-1)s + k - 2p$ by default."
+def conv_transpose_output_size(i: int, k: int, s: int = 1, p: int = 0, output_padding: int = 0,
+                               dilation: int = 1) -> int:
+    """Output length of a transposed convolution (as `nn.ConvTranspose2d`, per dimension):
+    $(i-1)s - 2p + d(k-1) + 1 + $ `output_padding`, which is $(i-1)s + k - 2p$ by default."""
     _size_args(i=i, k=k, s=s, p=p, output_padding=output_padding, dilation=dilation)
-    check(output_padding < max(s, dilation), 'output_padding', f'less than the stride {s} or the dilation {dilation}', output_padding)
+    check(output_padding < max(s, dilation), 'output_padding',
+          f'less than the stride {s} or the dilation {dilation}', output_padding)
     o = (i - 1) * s - 2 * p + dilation * (k - 1) + 1 + output_padding
     check(o >= 1, 'p', f'padding small enough to leave a positive output (it would be {o})', p)
     return o
+
+# %% ../nbs/14_transposed_conv.ipynb #5d2f9c80
+def checkerboard(layer: nn.Module, channels: int, size: int = 8, border: int = 4, stride: int = 2) -> float:
+    """Checkerboard measure of an upsampling `layer` with scale `stride`: its response r (C, H', W') to an
+    input of ones (1, `channels`, `size`, `size`), cropped by `border` pixels, is split into its stride²
+    phases r[:, a::stride, b::stride]; returns mean over channels of (max − min of the phase means),
+    divided by mean |r|. 0 means every phase answers a constant input alike: no checkerboard. Runs on the
+    layer's device."""
+    check(isinstance(size, int) and size > border, 'size', f'an input larger than the border {border}', size)
+    weight = next(layer.parameters(), torch.empty(0))                # the layer's device and dtype
+    with torch.no_grad():
+        response = layer(torch.ones(1, channels, size, size, device=weight.device, dtype=weight.dtype))[0]
+    response = response[:, border:-border, border:-border]
+    phase_means = torch.stack([response[:, a::stride, b::stride].mean((1, 2))
+                               for a in range(stride) for b in range(stride)], 1)          # (C, stride²)
+    spread = phase_means.max(1).values - phase_means.min(1).values
+    return float(spread.mean() / response.abs().mean().clamp_min(1e-12))

@@ -24,73 +24,101 @@ __all__ = ['wasserstein1_samples', 'optimal_transport', 'kantorovich_rubinstein_
 def _scipy(what: str):
     "Import `scipy.<what>`, explaining how to get SciPy (a test/dev dependency of ganlab) when it is missing."
     import importlib
-    try: return importlib.import_module(f'scipy.{what}')
+    try:
+        return importlib.import_module(f'scipy.{what}')
     except ImportError as e:
-        raise ImportError("exact optimal transport here uses SciPy's solvers: pip install scipy (or ganlab[dev])") from e
+        raise ImportError("exact optimal transport here uses SciPy's solvers: pip install scipy "
+                          "(or ganlab[dev])") from e
+
+def _float64_cpu(v) -> torch.Tensor:
+    "`v` as a float64 tensor on the CPU, detached."
+    if torch.is_tensor(v):
+        return v.detach().to('cpu', torch.float64)
+    return torch.as_tensor(v, dtype=torch.float64)
 
 def _points(v, name: str) -> torch.Tensor:
-    v = torch.as_tensor(v, dtype=torch.float64) if not torch.is_tensor(v) else v.detach().to('cpu', torch.float64)
-    if v.ndim == 1: v = v[:, None]
+    "Points (N, d), or values on the line (N,) as (N, 1), in float64."
+    v = _float64_cpu(v)
+    if v.ndim == 1:
+        v = v[:, None]
     check(v.ndim == 2 and len(v) > 0, name, 'points of shape (N, d) or (N,), N >= 1', tuple(v.shape))
     return v
 
 def wasserstein1_samples(x, y) -> float:
-    """Exact $W_1$ (Euclidean ground distance) between the empirical distributions of point clouds `x` (N, d) and `y` (M, d).
-    Equal sizes: an optimal matching (Hungarian algorithm); otherwise the transport LP. Needs SciPy."""
+    """Exact $W_1$ (Euclidean ground distance) between the empirical distributions of point clouds `x` (N, d)
+    and `y` (M, d). Equal sizes: an optimal matching (Hungarian algorithm); otherwise the transport LP.
+    Needs SciPy."""
     x, y = _points(x, 'x'), _points(y, 'y')
     check(x.shape[1] == y.shape[1], 'y', f'points of dimension {x.shape[1]} like x', tuple(y.shape))
-    cost = torch.cdist(x, y, compute_mode='donot_use_mm_for_euclid_dist')   # exact near 0 (the mm shortcut is not)
+    cost = torch.cdist(x, y, compute_mode='donot_use_mm_for_euclid_dist')   # exact near 0 (mm is not)
     if len(x) == len(y):
         rows, cols = _scipy('optimize').linear_sum_assignment(cost.numpy())
         return cost[rows, cols].mean().item()
-    a, b = torch.full((len(x),), 1 / len(x), dtype=torch.float64), torch.full((len(y),), 1 / len(y), dtype=torch.float64)
+    a = torch.full((len(x),), 1 / len(x), dtype=torch.float64)
+    b = torch.full((len(y),), 1 / len(y), dtype=torch.float64)
     return optimal_transport(a, b, cost)[0]
 
 # %% ../nbs/12_wasserstein.ipynb #4ba52ddc
 def _weights(v, name: str) -> torch.Tensor:
-    v = torch.as_tensor(v, dtype=torch.float64) if not torch.is_tensor(v) else v.detach().to('cpu', torch.float64)
+    "A probability vector (n,) in float64."
+    v = _float64_cpu(v)
     check(v.ndim == 1 and len(v) > 0, name, 'a non-empty 1-D vector of weights', tuple(v.shape))
-    check(bool((v >= 0).all()) and abs(v.sum().item() - 1) < 1e-9, name, 'non-negative weights summing to 1', v.sum().item())
+    check(bool((v >= 0).all()) and abs(v.sum().item() - 1) < 1e-9, name, 'non-negative weights summing to 1',
+          v.sum().item())
     return v
 
 def optimal_transport(a, b, cost) -> tuple[float, torch.Tensor]:
-    """Solve $\\min_\\pi \\sum_{ij}\\pi_{ij}C_{ij}$ s.t. $\\pi \\ge 0$, $\\pi 1 = a$, $\\pi^T 1 = b$ exactly (linear program, SciPy's HiGHS).
-    Returns (optimal cost, plan of shape (n, m)). With `cost` a distance matrix the cost is $W_1$."""
+    """Solve $\\min_\\pi \\sum_{ij}\\pi_{ij}C_{ij}$ s.t. $\\pi \\ge 0$, $\\pi 1 = a$, $\\pi^T 1 = b$ exactly
+    (linear program, SciPy's HiGHS) for weights `a` (n,), `b` (m,) and `cost` (n, m). Returns (optimal cost,
+    plan of shape (n, m)). With `cost` a distance matrix the cost is $W_1$."""
     linprog, sparse = _scipy('optimize').linprog, _scipy('sparse')
     a, b = _weights(a, 'a'), _weights(b, 'b')
-    cost = torch.as_tensor(cost, dtype=torch.float64) if not torch.is_tensor(cost) else cost.detach().to('cpu', torch.float64)
+    cost = _float64_cpu(cost)
     n, m = len(a), len(b)
     check(cost.shape == (n, m), 'cost', f'shape ({n}, {m}) = (len(a), len(b))', tuple(cost.shape))
     ones_n, ones_m = sparse.csr_matrix(np.ones((1, n))), sparse.csr_matrix(np.ones((1, m)))
-    rows, cols = sparse.kron(sparse.eye(n), ones_m), sparse.kron(ones_n, sparse.eye(m))   # π flattened row-major: row sums, column sums
-    res = linprog(cost.flatten().numpy(), A_eq=sparse.vstack([rows, cols]), b_eq=np.concatenate([a.numpy(), b.numpy()]),
-                  bounds=(0, None), method='highs')
-    if res.status != 0: raise RuntimeError(f"transport LP failed: {res.message}")
+    # π flattened row-major: the first n constraints are its row sums, the next m its column sums
+    row_sums, col_sums = sparse.kron(sparse.eye(n), ones_m), sparse.kron(ones_n, sparse.eye(m))
+    res = linprog(cost.flatten().numpy(), A_eq=sparse.vstack([row_sums, col_sums]),
+                  b_eq=np.concatenate([a.numpy(), b.numpy()]), bounds=(0, None), method='highs')
+    if res.status != 0:
+        raise RuntimeError(f"transport LP failed: {res.message}")
     return float(res.fun), torch.as_tensor(res.x).reshape(n, m)
 
+def _check_distance_matrix(d: torch.Tensor, n: int) -> None:
+    check(d.shape == (n, n), 'distance', f'a ({n}, {n}) matrix of distances between the points',
+          tuple(d.shape))
+    zero_diagonal = bool((d.diagonal().abs() <= 1e-9 * max(1., d.max().item())).all())
+    found = (f'min {d.min().item():.3g}, largest diagonal entry {d.diagonal().abs().max().item():.3g}, '
+             f'asymmetry {(d - d.T).abs().max().item():.3g}')
+    check(bool((d >= 0).all()) and zero_diagonal and torch.allclose(d, d.T), 'distance',
+          'symmetric, non-negative distances with a zero diagonal', found)
+
 def kantorovich_rubinstein_dual(a, b, distance) -> tuple[float, torch.Tensor]:
-    """Solve $\\max_f \\sum_i f_i(a_i - b_i)$ s.t. $f_i - f_j \\le d_{ij}$ (f 1-Lipschitz), $f_0 = 0$, for weights `a`, `b` on the
-    same n points with distance matrix `distance` (n, n). Returns (value = $W_1$, f). Linear program, SciPy's HiGHS."""
+    """Solve $\\max_f \\sum_i f_i(a_i - b_i)$ s.t. $f_i - f_j \\le d_{ij}$ (f 1-Lipschitz), $f_0 = 0$, for
+    weights `a`, `b` (n,) on the same n points with distance matrix `distance` (n, n). Returns
+    (value = $W_1$, f of shape (n,)). Linear program, SciPy's HiGHS."""
     linprog, sparse = _scipy('optimize').linprog, _scipy('sparse')
     a, b = _weights(a, 'a'), _weights(b, 'b')
-    d = torch.as_tensor(distance, dtype=torch.float64) if not torch.is_tensor(distance) else distance.detach().to('cpu', torch.float64)
+    d = _float64_cpu(distance)
     n = len(a)
     check(len(b) == n, 'b', f'{n} weights, on the same points as a', len(b))
-    check(d.shape == (n, n), 'distance', f'a ({n}, {n}) matrix of distances between the points', tuple(d.shape))
-    check(bool((d >= 0).all()) and bool((d.diagonal().abs() <= 1e-9 * max(1., d.max().item())).all()) and torch.allclose(d, d.T),
-          'distance', 'symmetric, non-negative distances with a zero diagonal',
-          f'min {d.min().item():.3g}, largest diagonal entry {d.diagonal().abs().max().item():.3g}, asymmetry {(d - d.T).abs().max().item():.3g}')
+    _check_distance_matrix(d, n)
     i, j = np.nonzero(~np.eye(n, dtype=bool))                                 # every ordered pair i != j
     k = np.arange(len(i))
-    A = sparse.coo_matrix((np.r_[np.ones(len(k)), -np.ones(len(k))], (np.r_[k, k], np.r_[i, j])), shape=(len(k), n))
+    # row k of A: f_i - f_j for the k-th pair
+    A = sparse.coo_matrix((np.r_[np.ones(len(k)), -np.ones(len(k))], (np.r_[k, k], np.r_[i, j])),
+                          shape=(len(k), n))
     bounds = [(0, 0)] + [(None, None)] * (n - 1)
     res = linprog(-(a - b).numpy(), A_ub=A, b_ub=d.numpy()[i, j], bounds=bounds, method='highs')
-    if res.status != 0: raise RuntimeError(f"dual LP failed: {res.message}")
+    if res.status != 0:
+        raise RuntimeError(f"dual LP failed: {res.message}")
     return float(-res.fun), torch.as_tensor(res.x)
 
 # %% ../nbs/12_wasserstein.ipynb #80a92120
 def wasserstein1_1d(x, y, x_weights=None, y_weights=None) -> float:
-    """Exact $W_1 = \\int |F_x(t) - F_y(t)|\\,dt$ between two weighted samples on the line (uniform weights by default)."""
+    """Exact $W_1 = \\int |F_x(t) - F_y(t)|\\,dt$ between two weighted samples on the line, `x` (N,) and
+    `y` (M,), with weights `x_weights` (N,) and `y_weights` (M,) (uniform by default)."""
     x, y = _points(x, 'x'), _points(y, 'y')
     check(x.shape[1] == 1, 'x', 'values on the line, shape (N,)', tuple(x.shape))
     check(y.shape[1] == 1, 'y', 'values on the line, shape (M,)', tuple(y.shape))
@@ -104,12 +132,15 @@ def wasserstein1_1d(x, y, x_weights=None, y_weights=None) -> float:
     return (cdf_gap[:-1].abs() * values.diff()).sum().item()
 
 def wasserstein1_grid(p, q, x) -> float:
-    "$W_1 = \\int |F_p - F_q|\\,dx$ for densities `p`, `q` sampled on the increasing 1-D grid `x` (trapezoidal CDFs)."
+    """$W_1 = \\int |F_p - F_q|\\,dx$ for densities `p`, `q` sampled on the increasing 1-D grid `x` (one value
+    per grid point; CDFs by the trapezoidal rule)."""
     x = _points(x, 'x')[:, 0]
     check(len(x) >= 2 and bool((x.diff() > 0).all()), 'x', 'an increasing grid of at least 2 points', len(x))
-    p, q = (torch.as_tensor(v, dtype=torch.float64) if not torch.is_tensor(v) else v.to(torch.float64) for v in (p, q))
+    p = p.to(torch.float64) if torch.is_tensor(p) else torch.as_tensor(p, dtype=torch.float64)
+    q = q.to(torch.float64) if torch.is_tensor(q) else torch.as_tensor(q, dtype=torch.float64)
     for name, v in (('p', p), ('q', q)):
-        check(v.shape == x.shape and bool((v >= 0).all()), name, f'{len(x)} non-negative density values, one per grid point', tuple(v.shape))
+        check(v.shape == x.shape and bool((v >= 0).all()), name,
+              f'{len(x)} non-negative density values, one per grid point', tuple(v.shape))
     return _w1_grid(p, q, x).item()
 
 def _w1_grid(p, q, x):
@@ -118,53 +149,63 @@ def _w1_grid(p, q, x):
     return torch.trapezoid(torch.cat([gap.new_zeros(*gap.shape[:-1], 1), gap], -1).abs(), x, dim=-1)
 
 # %% ../nbs/12_wasserstein.ipynb #b924256e
+def _grid_around(p_data: GaussianMixture, lowest_mean: float, highest_mean: float,
+                 std_g: float) -> torch.Tensor:
+    "6001 points reaching 10 standard deviations past the means of p_data and those of the N(mean, std_g²)."
+    lo = min((p_data.means[:, 0] - 10 * p_data.stds).min().item(), lowest_mean - 10 * std_g)
+    hi = max((p_data.means[:, 0] + 10 * p_data.stds).max().item(), highest_mean + 10 * std_g)
+    return torch.linspace(lo, hi, 6001, dtype=torch.float64)
+
 def compare_to_data(mean_g: float, std_g: float, p_data: GaussianMixture | None = None, x=None) -> dict:
-    """Compare $p_g = N(\\mu_g, \\sigma_g^2)$ with the 1-D `p_data` (default N(0, 1)) on the grid `x` (default: 6001 points
-    reaching 10 standard deviations past every mean).
-    Returns the grid, both densities, $D^*$, JS and KL$(p_{data}\\|p_g)$ in nats, and $W_1$."""
+    """Compare $p_g = N(\\mu_g, \\sigma_g^2)$ with the 1-D `p_data` (default N(0, 1)) on the grid `x`
+    (default: 6001 points reaching 10 standard deviations past every mean). Returns the grid `x`, both
+    densities `p_data`, `p_g`, `d_star` = $D^*$, `js` and `kl` = KL$(p_{data}\\|p_g)$ in nats, and `w1`."""
     check(isinstance(mean_g, (int, float)) and math.isfinite(mean_g), 'mean_g', 'a finite number', mean_g)
     check(isinstance(std_g, (int, float)) and std_g > 0, 'std_g', 'a positive number', std_g)
     p_data = gaussian(0., 1.) if p_data is None else p_data
     check(isinstance(p_data, GaussianMixture) and p_data.dim == 1, 'p_data', 'a 1-D GaussianMixture', p_data)
-    if x is None:   # a grid that holds both distributions: 10 standard deviations past every mean
-        lo = min((p_data.means[:, 0] - 10 * p_data.stds).min().item(), mean_g - 10 * std_g)
-        hi = max((p_data.means[:, 0] + 10 * p_data.stds).max().item(), mean_g + 10 * std_g)
-        x = torch.linspace(lo, hi, 6001, dtype=torch.float64)
-    else: x = _points(x, 'x')[:, 0]
+    x = _grid_around(p_data, mean_g, mean_g, std_g) if x is None else _points(x, 'x')[:, 0]
     log_data, log_g = p_data.log_prob(x), gaussian(float(mean_g), float(std_g)).log_prob(x)
     dens_data, dens_g = log_data.exp(), log_g.exp()
     kl = torch.trapezoid(dens_data * (log_data - log_g), x).item()   # from log-densities: no underflow to 0/0
     return dict(x=x, p_data=dens_data, p_g=dens_g, d_star=optimal_discriminator(dens_data, dens_g),
-                js=js_divergence(dens_data, dens_g, x=x).item(), kl=kl, w1=wasserstein1_grid(dens_data, dens_g, x),
-                mean_g=float(mean_g), std_g=float(std_g))
+                js=js_divergence(dens_data, dens_g, x=x).item(), kl=kl,
+                w1=wasserstein1_grid(dens_data, dens_g, x), mean_g=float(mean_g), std_g=float(std_g))
 
+# %% ../nbs/12_wasserstein.ipynb #6e0b7f3a
 def _sweep_means(std_g, p_data, mean_range, n=61):
-    "JS and W1 between p_data and N(mu, std_g^2) for n means across mean_range, on one shared grid (vectorised)."
+    "JS and W1 between p_data and N(mu, std_g²) for n means across mean_range, on one shared grid."
     p_data = gaussian(0., 1.) if p_data is None else p_data
     means = torch.linspace(*mean_range, n, dtype=torch.float64)
-    lo = min((p_data.means[:, 0] - 10 * p_data.stds).min().item(), mean_range[0] - 10 * std_g)
-    hi = max((p_data.means[:, 0] + 10 * p_data.stds).max().item(), mean_range[1] + 10 * std_g)
-    x = torch.linspace(lo, hi, 6001, dtype=torch.float64)
-    dens_g = torch.exp(-(x - means[:, None])**2 / (2 * std_g**2)) / (std_g * math.sqrt(2 * math.pi))   # (n, len(x))
+    x = _grid_around(p_data, mean_range[0], mean_range[1], std_g)
+    # one Gaussian density per row: (n, len(x))
+    dens_g = torch.exp(-(x - means[:, None])**2 / (2 * std_g**2)) / (std_g * math.sqrt(2 * math.pi))
     dens_data = p_data.pdf(x).expand_as(dens_g)
     return means, js_divergence(dens_data, dens_g, x=x), _w1_grid(dens_data, dens_g, x)
 
-def plot_comparison(result: dict, p_data: GaussianMixture | None = None, mean_range: tuple[float, float] = (-6., 6.)):
-    "Draw `compare_to_data`'s result: densities and $D^*$ (left); JS and $W_1$ against $\\mu_g$ at this $\\sigma_g$ (right)."
+def plot_comparison(result: dict, p_data: GaussianMixture | None = None,
+                    mean_range: tuple[float, float] = (-6., 6.)):
+    """Draw `compare_to_data`'s result: the densities and $D^*$ (left); JS and $W_1$ against $\\mu_g$ at this
+    $\\sigma_g$ over `mean_range` (right). Returns the figure."""
     import matplotlib.pyplot as plt
     x = result['x']
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
     left.fill_between(x, 0, result['p_data'], alpha=.3, label='$p_{data}$')
     left.fill_between(x, 0, result['p_g'], alpha=.3, label='$p_g$')
     left.plot(x, result['d_star'], 'k', label='$D^*$')
-    left.set_xlim(mean_range[0] - 4, mean_range[1] + 4); left.set_ylim(0, 1.05); left.legend(fontsize=8, loc='upper left')
-    left.set_title(f"JS = {result['js']:.3f} nats (max log 2 = 0.693)   W$_1$ = {result['w1']:.3f}", fontsize=9)
+    left.set_xlim(mean_range[0] - 4, mean_range[1] + 4)
+    left.set_ylim(0, 1.05)
+    left.legend(fontsize=8, loc='upper left')
+    left.set_title(f"JS = {result['js']:.3f} nats (max log 2 = 0.693)   W$_1$ = {result['w1']:.3f}",
+                   fontsize=9)
     means, js, w1 = _sweep_means(result['std_g'], p_data, mean_range)
     right.plot(means, js, label='JS')
     right.plot(means, w1, label='W$_1$')
     right.axhline(math.log(2), ls=':', c='grey')
     right.plot([result['mean_g']] * 2, [result['js'], result['w1']], 'ko')
-    right.set_xlabel('$\\mu_g$'); right.legend(fontsize=8); right.set_title(f"as $\\mu_g$ moves (σ_g = {result['std_g']:.2f})", fontsize=9)
+    right.set_xlabel('$\\mu_g$')
+    right.legend(fontsize=8)
+    right.set_title(f"as $\\mu_g$ moves (σ_g = {result['std_g']:.2f})", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -172,7 +213,10 @@ def explore_distances(p_data: GaussianMixture | None = None):
     "Sliders for $\\mu_g$ and $\\sigma_g$ (ipywidgets) that redraw `plot_comparison(compare_to_data(...))`."
     import matplotlib.pyplot as plt
     from ipywidgets import FloatSlider, interact
+
     def draw(mean_g=1.5, std_g=1.):
-        plot_comparison(compare_to_data(mean_g, std_g, p_data), p_data); plt.show()
+        plot_comparison(compare_to_data(mean_g, std_g, p_data), p_data)
+        plt.show()
+
     return interact(draw, mean_g=FloatSlider(value=1.5, min=-6, max=6, step=0.1, description='mean of p_g'),
                     std_g=FloatSlider(value=1., min=0.2, max=3, step=0.05, description='std of p_g'))

@@ -6,7 +6,10 @@ Docs: https://ganlab.github.io/ganlab/viz.html.md"""
 
 # %% ../nbs/26_viz.ipynb #0c81ab60
 from __future__ import annotations
-import io, csv, math, os
+import csv
+import io
+import math
+import os
 from pathlib import Path
 import torch
 import matplotlib
@@ -18,51 +21,72 @@ __all__ = ['save_figure', 'plot_samples_2d', 'image_grid', 'read_history', 'plot
 
 # %% ../nbs/26_viz.ipynb #9fc50ff9
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
-    "Write `fig` as PNG to `path` atomically."
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight')
-    return atomic_write_bytes(path, buf.getvalue())
+    "Write `fig` as a PNG to `path` atomically (a reader never sees half a file); returns the path."
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format='png', dpi=dpi, bbox_inches='tight')
+    return atomic_write_bytes(path, buffer.getvalue())
 
 def plot_samples_2d(real: torch.Tensor, fake: torch.Tensor, centers: torch.Tensor | None = None,
                     title: str = '', max_points: int = 2500) -> Figure:
-    "Real and generated 2-D points side by side with the mode centres marked."
-    for name, t in (('real', real), ('fake', fake)):
-        check(t.ndim == 2 and t.shape[1] == 2, name, 'shape (N, 2)', tuple(t.shape))
+    """Real (N, 2) and generated (M, 2) points side by side, at most `max_points` of each, with the mode
+    `centers` (K, 2) marked by crosses when given."""
+    for name, points in (('real', real), ('fake', fake)):
+        check(points.ndim == 2 and points.shape[1] == 2, name, 'shape (N, 2)', tuple(points.shape))
     real, fake = real[:max_points].detach().cpu(), fake[:max_points].detach().cpu()
     fig = Figure(figsize=(8, 4))
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
-    for ax, pts, name, colour in zip(axes, (real, fake), ('real', 'generated'), ('tab:blue', 'tab:orange')):
-        ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=.4, c=colour)
-        if centers is not None: ax.scatter(*torch.as_tensor(centers).cpu().T, marker='x', c='k', s=25, lw=1)
-        ax.set_title(name); ax.set_aspect('equal')
-    if title: fig.suptitle(title)
+    panels = zip(axes, (real, fake), ('real', 'generated'), ('tab:blue', 'tab:orange'))
+    for ax, points, name, colour in panels:
+        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=.4, c=colour)
+        if centers is not None:
+            ax.scatter(*torch.as_tensor(centers).cpu().T, marker='x', c='k', s=25, lw=1)
+        ax.set_title(name)
+        ax.set_aspect('equal')
+    if title:
+        fig.suptitle(title)
     return fig
 
+# %% ../nbs/26_viz.ipynb #c2e8b4d1
 def image_grid(images: torch.Tensor, nrow: int = 8, title: str = '') -> Figure:
-    "A grid of images in [-1, 1], shape (N, C, H, W) with C = 1 or 3."
-    from torchvision.utils import make_grid
-    check(images.ndim == 4 and images.shape[1] in (1, 3), 'images', 'shape (N, 1 or 3, H, W)', tuple(images.shape))
-    grid = make_grid((images.detach().float().cpu().clamp(-1, 1) + 1) / 2, nrow=nrow, padding=1, pad_value=1)
+    "A grid of `nrow` images per row from `images` (N, C, H, W), C = 1 or 3, in [-1, 1] (the rest clipped)."
+    from torchvision.utils import make_grid        # imported here: torchvision is slow to import
+    check(images.ndim == 4 and images.shape[1] in (1, 3), 'images', 'shape (N, 1 or 3, H, W)',
+          tuple(images.shape))
+    in_unit_range = (images.detach().float().cpu().clamp(-1, 1) + 1) / 2
+    grid = make_grid(in_unit_range, nrow=nrow, padding=1, pad_value=1)
     rows = math.ceil(len(images) / nrow)
     fig = Figure(figsize=(nrow * 0.6 + 0.4, rows * 0.6 + (0.5 if title else 0.2)))
-    ax = fig.subplots(); ax.imshow(grid.permute(1, 2, 0).numpy()); ax.axis('off')
-    if title: ax.set_title(title)
+    ax = fig.subplots()
+    ax.imshow(grid.permute(1, 2, 0).numpy())
+    ax.axis('off')
+    if title:
+        ax.set_title(title)
     return fig
 
+# %% ../nbs/26_viz.ipynb #7d3f9a26
 def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
-    "history.csv → {column: values} (empty cells become NaN)."
-    with open(path, newline='') as f: rows = list(csv.DictReader(f))
-    cols = rows[0].keys() if rows else []
-    return {c: [float(r[c]) if r[c] not in ('', None) else math.nan for r in rows] for c in cols}
+    "A run's history.csv as {column: values}; empty cells become NaN."
+    with open(path, newline='') as f:
+        rows = list(csv.DictReader(f))
+    columns = rows[0].keys() if rows else []
+    return {c: [float(r[c]) if r[c] not in ('', None) else math.nan for r in rows] for c in columns}
 
-def plot_history(history: dict[str, list[float]] | str | os.PathLike, keys: tuple[str, ...] | None = None) -> Figure:
-    "Training curves against the step: one panel per quantity (losses, D's scores, penalties...)."
-    if not isinstance(history, dict): history = read_history(history)
+def plot_history(history: dict[str, list[float]] | str | os.PathLike,
+                 keys: tuple[str, ...] | None = None) -> Figure:
+    """Training curves against the step, one panel per quantity in `keys` (default: every column but 'step'
+    and 'seconds'), from a {column: values} dict with a 'step' column or the path of a history.csv."""
+    if not isinstance(history, dict):
+        history = read_history(history)
     keys = keys or [k for k in history if k not in ('step', 'seconds')]
-    check(len(keys) > 0 and 'step' in history, 'history', "a 'step' column and at least one quantity", list(history))
-    cols = min(3, len(keys)); rows = math.ceil(len(keys) / cols)
-    fig = Figure(figsize=(4 * cols, 2.6 * rows))
-    for i, k in enumerate(keys):
-        ax = fig.add_subplot(rows, cols, i + 1); ax.plot(history['step'], history[k], lw=1)
-        ax.set_title(k); ax.set_xlabel('step')
+    check(len(keys) > 0 and 'step' in history, 'history', "a 'step' column and at least one quantity",
+          list(history))
+    n_cols = min(3, len(keys))
+    n_rows = math.ceil(len(keys) / n_cols)
+    fig = Figure(figsize=(4 * n_cols, 2.6 * n_rows))
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(n_rows, n_cols, i + 1)
+        ax.plot(history['step'], history[key], lw=1)
+        ax.set_title(key)
+        ax.set_xlabel('step')
     fig.tight_layout()
     return fig

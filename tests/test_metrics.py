@@ -111,6 +111,33 @@ def test_frechet_bad_input():
     with pytest.raises(ValueError, match='^sigma1: expected a symmetric matrix'): frechet_distance(mu, sigma + torch.triu(torch.ones(4, 4), 1), mu, sigma)
     with pytest.raises(ValueError, match='^sigma2: expected a positive semi-definite'): frechet_distance(mu, sigma, mu, -sigma)
 
+def test_frechet_refuses_scalars_and_other_argument_orders():
+    "Issue 17: scalars in the order (mu1, mu2, sigma1, sigma2) gave 1.07 silently; the distance is 10."
+    assert abs(frechet_distance([0.], [[1.]], [3.], [[4.]]) - 10.) < 1e-12          # 3² + 1 + 4 − 2√4
+    with pytest.raises(ValueError, match=r'^mu1: expected a mean vector of shape \(d,\), got \(\)'):
+        frechet_distance(0., 3., 1., 4.)
+    with pytest.raises(ValueError, match=r'^mu2: expected a mean vector of shape \(1,\), got \(\)'):
+        frechet_distance([0.], [[1.]], 3., [[4.]])
+    with pytest.raises(ValueError, match=r'^sigma1: expected a \(1, 1\) covariance matrix .*, got \(\)'):
+        frechet_distance([0.], 1., [3.], [[4.]])
+    with pytest.raises(ValueError, match=r'^sigma1: expected a \(1, 1\) covariance matrix .*, got \(1,\)'):
+        frechet_distance([0.], [3.], [1.], [[4.]])                               # (mu1, mu2, sigma1, sigma2)
+    with pytest.raises(ValueError, match=r'^mu1: expected a mean vector of shape \(d,\), got \(2, 1\)'):
+        frechet_distance(torch.zeros(2, 1), torch.eye(2), torch.zeros(2), torch.eye(2))
+
+def test_fid_mean_term_bias_is_two_trace_sigma_over_n():
+    "E|mean1 - mean2|² = 2 Tr(Σ)/N for two samples of N rows from N(μ, Σ) (2d/N only when Σ = I)."
+    g = _gen(5)
+    d, n, reps = 8, 20, 20000
+    L = torch.randn(d, d, generator=g, dtype=torch.float64) * 0.5
+    trace = (L @ L.T).trace().item()
+    x = torch.randn(reps, n, d, generator=g, dtype=torch.float64) @ L.T
+    y = torch.randn(reps, n, d, generator=g, dtype=torch.float64) @ L.T
+    mean_term = (x.mean(1) - y.mean(1)).square().sum(1)
+    se = mean_term.std().item() / reps ** 0.5
+    assert abs(mean_term.mean().item() - 2 * trace / n) < 4 * se
+    assert abs(mean_term.mean().item() - 2 * d / n) > 20 * se
+
 def test_feature_statistics_stream_and_fid_from_features():
     g = _gen(11)
     x = torch.randn(1003, 12, generator=g, dtype=torch.float64) * 3 + 1

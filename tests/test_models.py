@@ -26,12 +26,52 @@ from torch import nn
 from ganlab.models import DCGANGenerator, DCGANDiscriminator
 
 @pytest.mark.parametrize('size, channels', [(28, 1), (32, 3), (64, 3), (56, 1)])
-@pytest.mark.parametrize('upsample', ['transpose', 'pixelshuffle'])
+@pytest.mark.parametrize('upsample', ['transpose', 'pixelshuffle', 'resize'])
 def test_dcgan_shapes(size, channels, upsample):
     G, D = DCGANGenerator(16, channels, size, 8, upsample), DCGANDiscriminator(channels, size, 8)
     x = G(torch.randn(2, 16))
     assert x.shape == (2, channels, size, size) and D(x).shape == (2,)
     assert torch.equal(D(x), D.head(D.features(x)).squeeze(1))
+
+from ganlab.models import SubPixelConv, icnr_, dcgan_init
+from ganlab.shapes import checkerboard
+
+def _phases_equal(conv_weight: torch.Tensor, scale: int = 2) -> bool:
+    "True when the scale² channels PixelShuffle sends to the phases of each output channel hold one kernel."
+    phases = conv_weight.view(-1, scale**2, *conv_weight.shape[1:])
+    return bool((phases == phases[:, :1]).all())
+
+def test_icnr_copies_one_kernel_to_every_phase():
+    weight = torch.empty(4 * 3, 5, 3, 3)
+    assert icnr_(weight, 2, std=0.02) is weight and _phases_equal(weight)
+    assert not torch.equal(weight[0], weight[4])                        # different output channels differ
+    assert abs(weight.std().item() - 0.02) < 0.006
+    with pytest.raises(ValueError, match=r'^weight: expected a convolution weight'): icnr_(torch.empty(6, 5, 3, 3), 2)
+
+def test_pixelshuffle_generator_starts_without_checkerboard():
+    "Sub-pixel convolution alone is a transposed convolution with four free phases; ICNR makes them equal."
+    torch.manual_seed(0)
+    G = DCGANGenerator(16, 1, 28, 8, upsample='pixelshuffle')
+    sub_pixel = [m for m in G.modules() if isinstance(m, SubPixelConv)]
+    assert len(sub_pixel) == 2 and all(m.icnr and _phases_equal(m.conv.weight) for m in sub_pixel)
+    assert max(checkerboard(m, m.conv.in_channels) for m in sub_pixel) < 1e-6
+    dcgan_init(G)                                                       # re-initialising keeps ICNR
+    assert all(_phases_equal(m.conv.weight) for m in sub_pixel)
+    random_phases = SubPixelConv(16, 8, icnr=False)
+    assert not _phases_equal(random_phases.conv.weight) and checkerboard(random_phases, 16) > 0.5
+    transposed = DCGANGenerator(16, 1, 28, 8, upsample='transpose').net[3]
+    assert isinstance(transposed, nn.ConvTranspose2d) and checkerboard(transposed, 16) > 0.5
+    resize = DCGANGenerator(16, 1, 28, 8, upsample='resize').net[3]
+    assert checkerboard(resize, 16) < 1e-6
+
+def test_dcgan_init_follows_the_pytorch_example():
+    "Weights N(0, 0.02²) (Radford et al.); batch-norm scales N(1, 0.02²) and shifts 0 (PyTorch's DCGAN example)."
+    torch.manual_seed(0)
+    G, D = DCGANGenerator(100, 3, 64, 64), DCGANDiscriminator(3, 64, 64)
+    norms = [m for net in (G, D) for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    scales = torch.cat([m.weight.detach() for m in norms])
+    assert abs(scales.mean().item() - 1) < 0.003 and abs(scales.std().item() - 0.02) < 0.002
+    assert not torch.cat([m.bias.detach() for m in norms]).any()
 
 def test_transposed_conv_size_formula_in_the_generator():
     "o = (i - 1)s + k - 2p: the 64-pixel generator grows 1 → 4 → 8 → 16 → 32 → 64."
@@ -58,6 +98,7 @@ def test_dcgan_bad_input():
     with pytest.raises(ValueError, match=r'^x: expected shape \(N, 1, 28, 28\)'): DCGANDiscriminator(1, 28, 8)(torch.randn(2, 3, 28, 28))
     with pytest.raises(ValueError, match='^norm'): DCGANDiscriminator(norm='instance')
     with pytest.raises(ValueError, match='^upsample'): DCGANGenerator(upsample='nearest')
+    with pytest.raises(ValueError, match='^upsample'): build('dcgan', (1, 28, 28), upsample='bilinear')
     with pytest.raises(ValueError, match='^data_shape: expected square images'): build('dcgan', (2,))
 
 from ganlab.models import (ConditionalGenerator, LabelChannelsDiscriminator, ProjectionDiscriminator, TwoHeadDiscriminator,
@@ -107,3 +148,43 @@ def test_build_refuses_inconsistent_requests():
     with pytest.raises(ValueError, match='^n_classes: expected the number of classes'): build('mlp', (2,), conditioning='labels')
     with pytest.raises(ValueError, match='^d_output'): build('mlp', (2,), d_output='probability')
     with pytest.raises(ValueError, match='^label_d'): build('mlp', (2,), conditioning='labels', n_classes=3, label_d='film')
+
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
+
+@pytest.mark.parametrize('norm', ['layer', 'none'])
+def test_dcgan_critic_without_batch_norm_through_build(norm):
+    "build('dcgan', shape, norm='layer' | 'none'): D has no batch norm and scores each sample on its own."
+    torch.manual_seed(0)
+    G, D = build('dcgan', (1, 28, 28), 16, width=8, norm=norm)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in D.modules())
+    assert any(isinstance(m, nn.GroupNorm) for m in D.modules()) == (norm == 'layer')
+    assert D.norm == norm
+    assert any(isinstance(m, nn.BatchNorm2d) for m in G.modules())        # the generator keeps its batch norm
+    x = torch.randn(5, 1, 28, 28)
+    assert torch.allclose(D(x)[:2], D(x[:2]), atol=1e-5)
+    for variant in (dict(conditioning='labels', n_classes=3), dict(conditioning='labels', n_classes=3, label_d='projection'),
+                    dict(conditioning='labels', n_classes=3, d_output='score+classes'), dict(d_output='reconstruction')):
+        _, D = build('dcgan', (1, 28, 28), 16, width=8, norm=norm, **variant)
+        scorer = D.encoder if variant.get('d_output') == 'reconstruction' else D     # its decoder is a generator
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in scorer.modules()), variant
+
+def test_dcgan_default_critic_keeps_batch_norm():
+    _, D = build('dcgan', (1, 28, 28), 16, width=8)
+    assert D.norm == 'batch' and any(isinstance(m, nn.BatchNorm2d) for m in D.modules())
+
+def test_mlp_discriminator_has_no_norm_unless_asked():
+    for G, D in (build('mlp', (2,)), build('mlp', (2,), norm='none')):
+        assert D.norm == 'none' and not any(isinstance(m, NORM_LAYERS) for m in D.modules())
+    _, D = build('mlp', (2,), width=16, norm='layer')
+    assert sum(isinstance(m, nn.LayerNorm) for m in D.modules()) == 3
+    x = torch.randn(6, 2)
+    assert torch.allclose(D(x)[:2], D(x[:2]), atol=1e-6)
+    with pytest.raises(ValueError, match=r"^norm: expected 'none' or 'layer' \(the MLP discriminator has no batch norm\)"):
+        build('mlp', (2,), norm='batch')
+    with pytest.raises(ValueError, match='^norm'):
+        build('dcgan', (1, 28, 28), norm='instance')
+
+def test_mlp_discriminator_without_norm_is_unchanged():
+    "norm='none' builds exactly the layers the MLP discriminator always had (Linear, LeakyReLU, ...)."
+    D = MLPDiscriminator(2, (8, 8), dropout=0.1)
+    assert [type(m) for m in D.body] == [nn.Linear, nn.LeakyReLU, nn.Dropout] * 2

@@ -60,3 +60,35 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match='^output_padding'): conv_transpose_output_size(4, 4, 2, 1, output_padding=2)
     with pytest.raises(ValueError, match='^k:'): conv_output_size(3, 5)                 # kernel larger than the input
     with pytest.raises(ValueError, match='^p:'): conv_transpose_output_size(1, 1, 1, 1)  # padding eats the output
+
+from torch import nn
+from ganlab.shapes import checkerboard
+
+def test_checkerboard_of_kernels_of_ones_matches_the_coverage_rule():
+    "A kernel of ones measures coverage: uniform (score 0) exactly when the stride divides the kernel size."
+    for k in range(2, 7):
+        layer = nn.ConvTranspose2d(1, 1, k, 2, bias=False)
+        nn.init.ones_(layer.weight)
+        score = checkerboard(layer, 1, size=10, border=k)
+        assert (score < 1e-9) == (k % 2 == 0), (k, score)
+
+def test_checkerboard_orders_the_upsamplers():
+    "Random phases (transposed conv, plain PixelShuffle) > 0.5; ICNR and resize-then-convolve score 0."
+    torch.manual_seed(0)
+    transposed = nn.ConvTranspose2d(8, 4, 4, 2, 1, bias=False)
+    sub_pixel = nn.Sequential(nn.Conv2d(8, 16, 3, 1, 1, bias=False), nn.PixelShuffle(2))
+    icnr = nn.Sequential(nn.Conv2d(8, 16, 3, 1, 1, bias=False), nn.PixelShuffle(2))
+    with torch.no_grad():
+        icnr[0].weight.copy_(torch.randn(4, 8, 3, 3).repeat_interleave(4, 0))
+    resize = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(8, 4, 3, 1, 1, bias=False))
+    scores = [checkerboard(layer, 8) for layer in (transposed, sub_pixel, icnr, resize)]
+    assert min(scores[:2]) > 0.5 and max(scores[2:]) < 1e-6, scores
+
+def test_checkerboard_bad_input():
+    with pytest.raises(ValueError, match='^size: expected an input larger than the border 4'):
+        checkerboard(nn.ConvTranspose2d(1, 1, 4, 2, 1), 1, size=4)
+
+def test_checkerboard_follows_the_layer_dtype():
+    layer = nn.ConvTranspose2d(2, 1, 4, 2, 1, bias=False).double()
+    nn.init.ones_(layer.weight)
+    assert checkerboard(layer, 2) == 0.
