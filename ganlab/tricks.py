@@ -478,27 +478,19 @@ class Unrolled(LossWrapper):
 
 # %% ../nbs/23_tricks.ipynb #bf8b0e42
 def rebuild_discriminator(D: nn.Module, input_factor: int = 1, dropout: float | None = None) -> nn.Module:
-    "A fresh D of the same architecture and widths with `input_factor`× the input features or channels (and a new dropout)."
+    """A fresh D of the same architecture, widths and normalisation with `input_factor`× the input
+    features or channels (and a new dropout, when given)."""
+    if dropout is None:
+        dropout = next((m.p for m in D.body if isinstance(m, nn.Dropout)), 0.0) if hasattr(D, 'body') else 0.0
     if isinstance(D, MLPDiscriminator):
         hidden = tuple(m.out_features for m in D.body if isinstance(m, nn.Linear))
-        p = next((m.p for m in D.body if isinstance(m, nn.Dropout)), 0.0) if dropout is None else dropout
-        return MLPDiscriminator(D.in_dim * input_factor, hidden, p)
+        return MLPDiscriminator(D.in_dim * input_factor, hidden, dropout, D.norm)
     if isinstance(D, DCGANDiscriminator):
         C, H, _ = D.in_shape
-        convs = [m for m in D.body if isinstance(m, nn.Conv2d)]
-        norm = (
-            'batch'
-            if any(isinstance(m, nn.BatchNorm2d) for m in D.body)
-            else 'layer' if any(isinstance(m, nn.GroupNorm) for m in D.body) else 'none'
-        )
-        p = next((m.p for m in D.body if isinstance(m, nn.Dropout)), 0.0) if dropout is None else dropout
-        return DCGANDiscriminator(C * input_factor, H, convs[0].out_channels, norm, p)
-    check(
-        False,
-        'D',
-        'a plain MLPDiscriminator or DCGANDiscriminator (apply this trick before tricks that wrap D)',
-        type(D).__name__,
-    )
+        width = next(m for m in D.body if isinstance(m, nn.Conv2d)).out_channels
+        return DCGANDiscriminator(C * input_factor, H, width, D.norm, dropout)
+    expected = 'a plain MLPDiscriminator or DCGANDiscriminator (apply this trick before tricks that wrap D)'
+    check(False, 'D', expected, type(D).__name__)
 
 
 class Packed(DiscriminatorWrapper):
