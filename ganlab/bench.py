@@ -30,7 +30,8 @@ __all__ = ['benchmarks', 'Row', 'time_interleaved', 'minimal_wgan_gp_d_loss', 'b
 # %% ../nbs/90_bench.ipynb #a2d01f98
 @dataclass
 class Row:
-    "One line of the report: `ratio` = ganlab's time / the reference's (lower is better); it passes when ratio <= target."
+    """One line of the report: `ratio` = ganlab's time / the reference's (lower is better); it passes when
+    ratio <= target."""
 
     name: str
     ratio: float
@@ -251,7 +252,8 @@ def format_table(rows: list[Row]) -> str:
 
 # %% ../nbs/90_bench.ipynb #0f2f8371
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of `ganlab-bench`; `ganlab-bench study NAME ...` runs a benchmark study (chapter 91, `ganlab.studies`)."
+    """Entry point of `ganlab-bench`; `ganlab-bench study NAME ...` runs a benchmark study (chapter 91,
+    `ganlab.studies`)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ['study']:
         return study_main(argv[1:])

@@ -127,7 +127,8 @@ class History(Callback):
 
 # %% ../nbs/27c_callbacks.ipynb #0d5ac44a
 class Checkpoint(Callback):
-    "Save `trainer.state_dict()` (plus `extra`) atomically every `every` steps (0: never) and at the end of a clean run."
+    """Save `trainer.state_dict()` (plus `extra`) atomically every `every` steps (0: never) and at the end of a
+    clean run."""
 
     order = 20
 
@@ -241,7 +242,8 @@ def mean_pairwise_distance(x: torch.Tensor) -> float:
 
 # %% ../nbs/27c_callbacks.ipynb #693cc55a
 class Diagnostics(Callback):
-    "Detect the failure modes of GAN training every `every` steps and report each once, in words, when it starts."
+    """Detect the failure modes of GAN training every `every` steps and report each once, in words, when it
+    starts."""
 
     order = 7
 

@@ -18,7 +18,8 @@ __all__ = ['datasets', 'GaussianMixture', 'gaussian', 'ring', 'grid', 'to_unit_r
 
 # %% ../nbs/01_data.ipynb #aca315b5
 class GaussianMixture:
-    "Isotropic Gaussian mixture $\\sum_k w_k N(\\mu_k, \\sigma_k^2 I)$ with exact `log_prob` and seeded `sample`."
+    """Isotropic Gaussian mixture $\\sum_k w_k N(\\mu_k, \\sigma_k^2 I)$ with exact `log_prob` and seeded
+    `sample`."""
 
     def __init__(self, means, stds, weights=None):
         means = torch.as_tensor(means, dtype=torch.float64)
@@ -135,10 +136,11 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 class ImageTensors(torch.utils.data.Dataset):
-    """An image set held as one uint8 tensor (N, C, H, W) with int64 labels; items and batches come out in [-1, 1].
+    """An image set held as one uint8 tensor (N, C, H, W) with int64 labels; items and batches come out in [-1,
+    1].
 
-    Like `GaussianMixture`, it tells a trainer what it needs: `shape` (C, H, W), `n_classes`, and
-    `centers` (None: an image set has no known mode centres to count)."""
+    Like `GaussianMixture`, it tells a trainer what it needs: `shape` (C, H, W), `n_classes`, and `centers`
+    (None: an image set has no known mode centres to count)."""
 
     centers = None
 
@@ -211,7 +213,8 @@ def read_idx(path: str | os.PathLike) -> torch.Tensor:
 
 # %% ../nbs/01_data.ipynb #8ffb9de4
 def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
-    "The folders searched for data: `root` alone if given, else `$GANLAB_DATA`, `./data`, `/usr/share/datasets`."
+    """The folders searched for data: `root` alone if given, else `$GANLAB_DATA`, `./data`,
+    `/usr/share/datasets`."""
     if root is not None:
         return [Path(root).expanduser()]
     env = os.environ.get('GANLAB_DATA')
@@ -375,5 +378,6 @@ datasets.register('stacked-mnist', stacked_mnist)
 
 
 def load(name: str, **kwargs):
-    "Load data set `name` (see `datasets.names`); keyword arguments go to its loader (split, root, download, ...)."
+    """Load data set `name` (see `datasets.names`); keyword arguments go to its loader (split, root, download,
+    ...)."""
     return datasets[name](**kwargs)

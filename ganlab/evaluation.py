@@ -64,9 +64,9 @@ def fid(
     seed: int = 0,
     reference: dict | None = None,
 ) -> float:
-    """FID of `n` images from `source` (image set, tensor, generator or sampler; `n=None` takes a whole set) against the
-    stored reference statistics of `evaluator` on `split` (or `reference` = dict(mu=..., sigma=...)), features streamed.
-    """
+    """FID of `n` images from `source` (image set, tensor, generator or sampler; `n=None` takes a whole set)
+    against the stored reference statistics of `evaluator` on `split` (or `reference` = dict(mu=...,
+    sigma=...)), features streamed."""
     model = load_evaluator(evaluator, device) if isinstance(evaluator, str) else evaluator
     reference = reference or reference_statistics(getattr(model, 'name', evaluator), split)
     stats = FeatureStats()
@@ -90,7 +90,8 @@ def image_metrics(
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
 ) -> dict:
-    "FID, KID, IS, precision, recall, density and coverage of `n` images from `source` against `real`, through `evaluator`."
+    """FID, KID, IS, precision, recall, density and coverage of `n` images from `source` against `real`,
+    through `evaluator`."""
     check(isinstance(n, int) and n >= 2, 'n', 'at least 2 generated samples', n)
     check(isinstance(n_pr, int) and n_pr > 5, 'n_pr', 'more than 5 samples for precision/recall', n_pr)
     fake = extract_features(evaluator, source, n=n, batch_size=batch_size, device=device, seed=seed)
@@ -135,7 +136,8 @@ def stacked_mnist_digits(
 
 # %% ../nbs/28b_evaluation.ipynb #24296375
 def _rebuild_generator(cfg: dict, state: dict, data, ema: bool) -> tuple[nn.Module, Callable | None, str]:
-    "The run's generator with its trained (or EMA) weights, a sampler of its conditioning (or None), and which weights."
+    """The run's generator with its trained (or EMA) weights, a sampler of its conditioning (or None), and
+    which weights."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     setup = build_setup(TrainConfig(**{k: v for k, v in cfg.items() if k in known}), data)
     G = setup.G  # the same construction as training
@@ -176,7 +178,8 @@ def evaluate_run(
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
 ) -> dict:
-    "Compute a run's metrics (see the chapter) and merge them into its metrics.json; returns what was computed."
+    """Compute a run's metrics (see the chapter) and merge them into its metrics.json; returns what was
+    computed."""
     run = Path(run_dir)
     check(run.is_dir(), 'run_dir', 'a run folder written by ganlab-train', str(run))
     for name in ('config.json', 'checkpoint.pt'):

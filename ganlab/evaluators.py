@@ -38,7 +38,8 @@ def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
 
 
 class EvaluatorCNN(nn.Module):
-    "A small classifier for 28×28 images in [-1, 1]: `features(x)` (N, feature_dim) scaled pre-activations, `head(features)` logits."
+    """A small classifier for 28×28 images in [-1, 1]: `features(x)` (N, feature_dim) scaled pre-activations,
+    `head(features)` logits."""
 
     def __init__(
         self,
@@ -63,7 +64,8 @@ class EvaluatorCNN(nn.Module):
         )  # set after training: features of training images have RMS 1
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        "Penultimate features (before the ReLU, divided by `feature_scale`) of images (N, C, 28, 28) in [-1, 1]."
+        """Penultimate features (before the ReLU, divided by `feature_scale`) of images (N, C, 28, 28) in [-1,
+        1]."""
         check(
             x.ndim == 4 and tuple(x.shape[1:]) == self.in_shape,
             'x',
@@ -103,7 +105,8 @@ ARCH = dict(channels=1, n_classes=10, width=32, feature_dim=128, dropout=0.3)
 
 
 def evaluator_key(name: str) -> str:
-    "The key of the evaluator for data set `name` ('mnist', 'fashion-mnist'; Stacked MNIST reads with MNIST's)."
+    """The key of the evaluator for data set `name` ('mnist', 'fashion-mnist'; Stacked MNIST reads with
+    MNIST's)."""
     key = str(name).strip().lower().replace('_', '-')
     check(key in EVALUATORS, 'name', f"an evaluator name, one of {', '.join(map(repr, EVALUATORS))}", name)
     return key
@@ -133,7 +136,8 @@ def augment(
     shift: float = 0.0,
     flip: bool = False,
 ) -> torch.Tensor:
-    "Random affine jitter of images in [-1, 1]: rotation ±`degrees`, zoom 1 ± `scale`, shift ±`shift` pixels, optional horizontal flip."
+    """Random affine jitter of images in [-1, 1]: rotation ±`degrees`, zoom 1 ± `scale`, shift ±`shift` pixels,
+    optional horizontal flip."""
     n, _, h, w = x.shape
     uniform = lambda *shape: torch.rand(*shape, generator=generator) * 2 - 1
     angle, zoom, move = (
@@ -150,7 +154,8 @@ def augment(
 
 # %% ../nbs/28a_evaluators.ipynb #e6db007f
 class Features(NamedTuple):
-    "Evaluator outputs for a set of images: penultimate `features` (N, d) and `logits` (N, K), float32 on the CPU."
+    """Evaluator outputs for a set of images: penultimate `features` (N, d) and `logits` (N, K), float32 on the
+    CPU."""
 
     features: torch.Tensor
     logits: torch.Tensor
@@ -196,7 +201,8 @@ def image_batches(source, n: int | None, batch_size: int, device: torch.device, 
 def extract_features(
     model: nn.Module, source, n: int | None = None, batch_size: int = 500, device=None, seed: int = 0
 ) -> Features:
-    "Features and logits of `model` (with `features` and `head`) for `n` images of `source`, computed `batch_size` at a time."
+    """Features and logits of `model` (with `features` and `head`) for `n` images of `source`, computed
+    `batch_size` at a time."""
     check(isinstance(batch_size, int) and batch_size > 0, 'batch_size', 'a positive integer', batch_size)
     device = get_device(device) if device is not None else next(model.parameters()).device
     modes = [(m, m.training) for m in (model, source) if isinstance(m, nn.Module)]
@@ -244,7 +250,8 @@ def _real_baselines(model: nn.Module, held_out: gdata.ImageTensors) -> dict:
     )
 
 def _write_reference(model: nn.Module, key: str, splits, out: Path, root=None) -> tuple[dict, Path]:
-    "Mean and covariance of `model`'s features on each real split, streamed, saved to `out/<key>-reference.pt`."
+    """Mean and covariance of `model`'s features on each real split, streamed, saved to
+    `out/<key>-reference.pt`."""
     reference = {}
     for split in splits:
         stats = FeatureStats().update(
@@ -267,7 +274,8 @@ def train_evaluator(
     root=None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    "Train evaluator `name` ('mnist', 'fashion-mnist') from `seed`; write its weights, reference statistics and record to `out`."
+    """Train evaluator `name` ('mnist', 'fashion-mnist') from `seed`; write its weights, reference statistics
+    and record to `out`."""
     key, spec = evaluator_key(name), EVALUATORS[evaluator_key(name)]
     epochs = epochs or spec['epochs']
     check(isinstance(threads, int) and threads > 0, 'threads', 'a positive integer', threads)
@@ -379,12 +387,14 @@ def load_evaluator(name: str, device=None, folder=None) -> EvaluatorCNN:
 
 
 def evaluator_record(name: str, folder=None) -> dict:
-    "The training record `<name>.json` of a shipped evaluator (accuracy, seed, command, hashes, real-data baselines)."
+    """The training record `<name>.json` of a shipped evaluator (accuracy, seed, command, hashes, real-data
+    baselines)."""
     return json.loads((Path(folder or evaluator_dir()) / f'{evaluator_key(name)}.json').read_text())
 
 
 def reference_statistics(name: str, split: str | None = None, folder=None) -> dict:
-    "Stored mean `mu`, covariance `sigma` and count `n` of real features for evaluator `name` on `split` (default: its first)."
+    """Stored mean `mu`, covariance `sigma` and count `n` of real features for evaluator `name` on `split`
+    (default: its first)."""
     key = evaluator_key(name)
     path = Path(folder or evaluator_dir()) / f'{key}-reference.pt'
     if not path.is_file():
@@ -398,7 +408,8 @@ def reference_statistics(name: str, split: str | None = None, folder=None) -> di
 
 
 def write_reference_statistics(name: str, splits=None, folder=None, root=None, threads: int = 1) -> dict:
-    "(Re)compute the reference statistics of a shipped evaluator on `splits` (default: its own), and update its record."
+    """(Re)compute the reference statistics of a shipped evaluator on `splits` (default: its own), and update
+    its record."""
     key = evaluator_key(name)
     folder = Path(folder or evaluator_dir())
     previous_threads = torch.get_num_threads()
@@ -422,7 +433,8 @@ def write_reference_statistics(name: str, splits=None, folder=None, root=None, t
 
 # %% ../nbs/28a_evaluators.ipynb #ca199f54
 class InceptionEvaluator(nn.Module):
-    "torchvision's Inception-v3 as an evaluator: `features` = 2048-d pool features, `head` = 1000 logits; optional weights file."
+    """torchvision's Inception-v3 as an evaluator: `features` = 2048-d pool features, `head` = 1000 logits;
+    optional weights file."""
 
     def __init__(self, weights: str | os.PathLike | None = None, size: int = 299):
         super().__init__()

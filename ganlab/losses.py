@@ -145,7 +145,8 @@ def get(name: str) -> Loss:
 
 # %% ../nbs/21_losses.ipynb #a4c4cbf7
 def gan_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    "D's loss (minimised): −E[log σ(r)] − E[log(1 − σ(f))] = E[softplus(−r)] + E[softplus(f)]; deck maximises the negative."
+    """D's loss (minimised): −E[log σ(r)] − E[log(1 − σ(f))] = E[softplus(−r)] + E[softplus(f)]; deck maximises
+    the negative."""
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
 
@@ -415,7 +416,8 @@ def _two_heads(D, x: Tensor, name: str, second: str) -> tuple[Tensor, Tensor]:
 
 
 class ACGAN(Loss):
-    "NS-GAN plus an auxiliary classifier; `D(x)` returns (adv_logits (N,), class_logits (N, K)); labels `y` required."
+    """NS-GAN plus an auxiliary classifier; `D(x)` returns (adv_logits (N,), class_logits (N, K)); labels `y`
+    required."""
 
     conditioning, d_output = 'labels', 'score+classes'
 
@@ -453,8 +455,8 @@ acgan = losses.register('acgan', ACGAN())
 # %% ../nbs/21_losses.ipynb #e104ae54
 def info_loss(q_out: Tensor, c: Tensor, n_classes: int, lam_cont: float = 0.1) -> Tensor:
     """−log Q(c|x) up to a constant (minimised by G and Q): CE(q[:, :K], argmax c[:, :K]) for the categorical
-    code (logits, no softmax) + lam_cont·E[½‖q[:, K:] − c[:, K:]‖²] for the continuous codes (unit-variance Gaussian).
-    """
+    code (logits, no softmax) + lam_cont·E[½‖q[:, K:] − c[:, K:]‖²] for the continuous codes (unit-variance
+    Gaussian)."""
     loss = q_out.new_zeros(())
     if n_classes:
         loss = loss + F.cross_entropy(q_out[:, :n_classes], c[:, :n_classes].argmax(1))
@@ -464,7 +466,8 @@ def info_loss(q_out: Tensor, c: Tensor, n_classes: int, lam_cont: float = 0.1) -
 
 # %% ../nbs/21_losses.ipynb #ac715f6c
 class InfoGAN(Loss):
-    "NS-GAN plus λ·(−log Q(c|G(z,c))); `D(x)` returns (adv_logits (N,), q_out (N, K + M)); codes `c` (N, K + M) required."
+    """NS-GAN plus λ·(−log Q(c|G(z,c))); `D(x)` returns (adv_logits (N,), q_out (N, K + M)); codes `c` (N, K +
+    M) required."""
 
     conditioning, d_output = 'codes', 'score+codes'
 
@@ -526,7 +529,8 @@ infogan = losses.register('infogan', InfoGAN())
 
 # %% ../nbs/21_losses.ipynb #26d36dc9
 def reconstruction_energy(x: Tensor, reconstruction: Tensor, p: int = 2) -> Tensor:
-    "Per-sample energy D_AE(x) = mean over features of |x − reconstruction|^p (p = 2: EBGAN's MSE, p = 1: BEGAN's L1)."
+    """Per-sample energy D_AE(x) = mean over features of |x − reconstruction|^p (p = 2: EBGAN's MSE, p = 1:
+    BEGAN's L1)."""
     return (reconstruction - x).abs().pow(p).flatten(1).mean(1)
 
 
@@ -557,7 +561,8 @@ def pulling_away(embeddings: Tensor) -> Tensor:
 
 
 class EBGAN(Loss):
-    "Energy-based GAN: D is an autoencoder (reconstruction, or (reconstruction, embedding)); margin m, pulling-away weight."
+    """Energy-based GAN: D is an autoencoder (reconstruction, or (reconstruction, embedding)); margin m,
+    pulling-away weight."""
 
     d_output = 'reconstruction'
 

@@ -16,9 +16,9 @@ __all__ = ['methods', 'study', 'main']
 
 # %% ../nbs/24_mode_collapse.ipynb #0b306ee5
 def methods(steps: int, controls: bool = False) -> dict[str, dict]:
-    """The compared methods: a loss and a tuple of trick specs each; everything else is the baseline's. `controls=True`:
-    instead, runs that check the machinery (instance noise with a negligible σ must train like the baseline).
-    """
+    """The compared methods: a loss and a tuple of trick specs each; everything else is the baseline's.
+    `controls=True`: instead, runs that check the machinery (instance noise with a negligible σ must train
+    like the baseline)."""
     if controls:
         return {
             'instance noise, σ = 1e-4 (control)': dict(
@@ -41,7 +41,8 @@ def methods(steps: int, controls: bool = False) -> dict[str, dict]:
 def study(
     steps: int = 3000, controls: bool = False, width: int = 128, batch_size: int = 256, seeds=(0, 1, 2)
 ) -> Study:
-    "The comparison as a `Study`: the course's MLP (`width` units, batch `batch_size`) on both mixtures, every method alike."
+    """The comparison as a `Study`: the course's MLP (`width` units, batch `batch_size`) on both mixtures,
+    every method alike."""
     return Study(
         'mode-collapse-controls' if controls else 'mode-collapse',
         'Mode-collapse remedies against the plain NS-GAN on the ring and the grid (PacGAN protocol)',

@@ -239,7 +239,8 @@ tricks = Registry('trick')
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:
-    "'name' or 'name:key=value,key=value' → (name, kwargs); values through ast.literal_eval, bare words as strings."
+    """'name' or 'name:key=value,key=value' → (name, kwargs); values through ast.literal_eval, bare words as
+    strings."""
     check(isinstance(spec, str) and spec.strip() != '', 'trick', "'NAME' or 'NAME:key=value,...'", spec)
     name, _, rest = spec.partition(':')
     kwargs = {}
@@ -270,7 +271,8 @@ def _replace(setup, **changes):
 
 
 def _add_terms(setup, d_terms=(), g_terms=()):
-    "Put penalty terms on the loss: into the outermost `Penalized` wrapper if there is one, else a new outermost one."
+    """Put penalty terms on the loss: into the outermost `Penalized` wrapper if there is one, else a new
+    outermost one."""
     loss = setup.loss
     loss = (
         loss.with_terms(d_terms, g_terms)
@@ -281,7 +283,8 @@ def _add_terms(setup, d_terms=(), g_terms=()):
 
 
 def _wrap_loss(setup, wrap):
-    "Wrap the loss with `wrap`, inside the outermost `Penalized` wrapper if there is one (penalties stay outermost)."
+    """Wrap the loss with `wrap`, inside the outermost `Penalized` wrapper if there is one (penalties stay
+    outermost)."""
     loss = setup.loss
     if isinstance(loss, Penalized):
         outer = copy.copy(loss)
@@ -372,7 +375,8 @@ def feature_matching_trick(setup, adv_weight: float = 0.0):
 def minibatch_discrimination_trick(
     setup, B: int = 8, C: int = 4, exclude_self: bool = False, init_std: float = 1.0
 ):
-    "D's features get B minibatch-similarity features (T ∈ R^{A×B×C}, entries N(0, init_std²)) before a new linear head."
+    """D's features get B minibatch-similarity features (T ∈ R^{A×B×C}, entries N(0, init_std²)) before a new
+    linear head."""
     return _replace(setup, D=MinibatchDiscriminator(setup.D, B, C, exclude_self, init_std))
 
 # %% ../nbs/27d_recipes.ipynb #4c342cbf
@@ -425,7 +429,8 @@ def pack_trick(setup, m: int = 2):
 
 @tricks.register('unrolled')
 def unrolled_trick(setup, k: int = 5, lr: float = 2e-4, optimizer: str = 'adam', betas: tuple = (0.5, 0.999)):
-    "G plays against D unrolled k optimizer steps ahead ('adam' from D's recorded gradient moments, or 'sgd')."
+    """G plays against D unrolled k optimizer steps ahead ('adam' from D's recorded gradient moments, or
+    'sgd')."""
     return _wrap_loss(setup, lambda loss: Unrolled(loss, k, lr, optimizer, betas))
 
 
@@ -443,7 +448,8 @@ def dropout_trick(setup, p: float = 0.3):
 # %% ../nbs/27d_recipes.ipynb #bfa0b95d
 @tricks.register('virtual_batch_norm')
 def virtual_batch_norm_trick(setup, n_ref: int = 64):
-    "G's batch norms become virtual batch norms over a fixed reference batch of n_ref latents (drawn from the run's seed)."
+    """G's batch norms become virtual batch norms over a fixed reference batch of n_ref latents (drawn from the
+    run's seed)."""
     check(
         isinstance(n_ref, int) and not isinstance(n_ref, bool) and n_ref > 0,
         'n_ref',

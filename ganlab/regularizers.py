@@ -36,7 +36,8 @@ def one_sided_gradient_penalty(
 
 
 def r1_penalty(D, real: Tensor, gamma: float = 10.0, y: Tensor | None = None) -> Tensor:
-    "R1: (γ/2)·E_x~p_data[‖∇ₓD(x)‖²], the squared norm per sample over all features. Added to D's minimised loss."
+    """R1: (γ/2)·E_x~p_data[‖∇ₓD(x)‖²], the squared norm per sample over all features. Added to D's minimised
+    loss."""
     check_batch(real, 'real')
     return gamma / 2 * input_gradients(D, real, y).flatten(1).pow(2).sum(1).mean()
 
@@ -59,9 +60,9 @@ SPECTRAL_NORM_TYPES = (
 
 
 def apply_spectral_norm(module: nn.Module, n_power_iterations: int = 1, eps: float = 1e-12) -> nn.Module:
-    """Put PyTorch's spectral-norm parametrization on every linear and (transposed) convolution layer of `module`,
-    in place: each weight W is used as W / σ̂(W), σ̂ from power iteration (`n_power_iterations` per training forward).
-    """
+    """Put PyTorch's spectral-norm parametrization on every linear and (transposed) convolution layer of
+    `module`, in place: each weight W is used as W / σ̂(W), σ̂ from power iteration (`n_power_iterations`
+    per training forward)."""
     from torch.nn.utils import parametrize
     from torch.nn.utils.parametrizations import spectral_norm
 
@@ -109,9 +110,10 @@ def _weight_matrices(weights) -> list[Tensor]:
 
 
 def orthogonal_penalty(weights, beta: float = 1e-4) -> Tensor:
-    """BigGAN's relaxed orthogonal regularization β·Σ_W ‖W Wᵀ ⊙ (1 − I)‖²_F over `weights` (a tensor, the parameters
-    of ≥ 2 dims of a module or of anything with `parameters()`, or a list), each reshaped to (out, fan_in) so that its rows are the filters (PyTorch's
-    layout; the paper's WᵀW with filters as columns). Only inner products between different filters count."""
+    """BigGAN's relaxed orthogonal regularization β·Σ_W ‖W Wᵀ ⊙ (1 − I)‖²_F over `weights` (a tensor, the
+    parameters of ≥ 2 dims of a module or of anything with `parameters()`, or a list), each reshaped to
+    (out, fan_in) so that its rows are the filters (PyTorch's layout; the paper's WᵀW with filters as
+    columns). Only inner products between different filters count."""
     beta = check_number(beta, 'beta')
     total = None
     for w in _weight_matrices(weights):
@@ -124,9 +126,9 @@ def orthogonal_penalty(weights, beta: float = 1e-4) -> Tensor:
 
 # %% ../nbs/22_regularizers.ipynb #46bf7ae5
 class Penalty:
-    """A term added to one player's minimised loss by `Penalized`: `term(D, real, fake, **cond)` returns a 0-dim
-    tensor (or None for terms that only act in `after_step`); `after_step(module)` runs after that player's
-    optimizer step; state lives in `state_dict`. `name` labels its value in the loss's `stats`."""
+    """A term added to one player's minimised loss by `Penalized`: `term(D, real, fake, **cond)` returns a
+    0-dim tensor (or None for terms that only act in `after_step`); `after_step(module)` runs after that
+    player's optimizer step; state lives in `state_dict`. `name` labels its value in the loss's `stats`."""
 
     name = 'penalty'
     input_gradient_penalty = False
@@ -243,9 +245,10 @@ class OrthogonalPenalty(Penalty):
 
 # %% ../nbs/22_regularizers.ipynb #75368647
 class HistoricalAveraging(Penalty):
-    """Salimans et al.'s historical averaging: weight·Σ_θ ‖θ − θ̄‖², θ̄ = (1/t)·Σ_{i=1}^t θ[i] the running mean of the
-    parameters of `module` (default: the discriminator the term is given): θ[1] those at the first call, then those
-    after every optimizer step (`after_step`), the current ones included. The mean and t are the state."""
+    """Salimans et al.'s historical averaging: weight·Σ_θ ‖θ − θ̄‖², θ̄ = (1/t)·Σ_{i=1}^t θ[i] the running mean
+    of the parameters of `module` (default: the discriminator the term is given): θ[1] those at the first
+    call, then those after every optimizer step (`after_step`), the current ones included. The mean and t
+    are the state."""
 
     name = 'hist_avg'
 
@@ -388,8 +391,8 @@ class LossWrapper(Loss):
 # %% ../nbs/22_regularizers.ipynb #983f0f63
 class Penalized(LossWrapper):
     """`base` plus penalty terms: D minimises base.d_loss + Σ d_terms(D, real, fake), G minimises base.g_loss +
-    Σ g_terms(D, latest real batch, fake). Each term's value is logged in `stats` under its name (G's with 'g_').
-    """
+    Σ g_terms(D, latest real batch, fake). Each term's value is logged in `stats` under its name (G's with
+    'g_')."""
 
     def __init__(self, base: Loss, *d_terms: Penalty, g_terms: tuple[Penalty, ...] = ()):
         g_terms = tuple(g_terms)

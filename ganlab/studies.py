@@ -20,7 +20,8 @@ __all__ = ['studies', 'LOSSES', 'Study', 'run_one', 'run_study', 'summarize_seed
 # %% ../nbs/91_studies.ipynb #fb0e7b0c
 @dataclass
 class Study:
-    "An experiment: every method × data set × seed, trained for `steps` generator steps from `base` plus the method's overrides."
+    """An experiment: every method × data set × seed, trained for `steps` generator steps from `base` plus the
+    method's overrides."""
 
     name: str
     description: str
@@ -98,9 +99,9 @@ def run_study(
     log=print,
     command: str | None = None,
 ) -> dict:
-    """Every method × data set × seed of `study`; with `out` (a folder), results go to `out/results.json` after each run
-    (finished runs are skipped; a file written with other settings is refused) and the first seed's sample pictures to
-    `out/samples/`."""
+    """Every method × data set × seed of `study`; with `out` (a folder), results go to `out/results.json` after
+    each run (finished runs are skipped; a file written with other settings is refused) and the first seed's
+    sample pictures to `out/samples/`."""
     study = studies[study] if isinstance(study, str) else study
     seeds, steps = tuple(seeds or study.seeds), steps or study.steps
     methods = list(methods or study.methods)
@@ -157,7 +158,8 @@ def run_study(
 
 # %% ../nbs/91_studies.ipynb #cad03aa6
 def summarize_seeds(results: dict, keys=None) -> list[dict]:
-    "One row per (data set, method): mean and standard error over the seeds that finished, for each numeric key."
+    """One row per (data set, method): mean and standard error over the seeds that finished, for each numeric
+    key."""
     rows = []
     for data in results['settings']['datasets']:
         for m in results['settings']['methods']:
@@ -296,7 +298,8 @@ def load(name: str, root='data/benchmarks') -> dict:
 
 
 def table(results: dict, columns: dict[str, str], percent=()) -> str:
-    "Markdown: one row per (method, data set), `columns` maps result keys to headers; keys in `percent` shown as %."
+    """Markdown: one row per (method, data set), `columns` maps result keys to headers; keys in `percent` shown
+    as %."""
     multi = len(results['settings']['datasets']) > 1
     head = (['data'] if multi else []) + ['method', 'seeds'] + list(columns.values())
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]

@@ -25,7 +25,8 @@ def process_group() -> tuple[int, int]:
 
 
 def average_gradients(module: nn.Module, world: int) -> None:
-    "Average `module`'s gradients over `world` processes (one all-reduce of a flat buffer); share rank 0's buffers."
+    """Average `module`'s gradients over `world` processes (one all-reduce of a flat buffer); share rank 0's
+    buffers."""
     if world == 1:
         return
     grads = [p.grad for p in module.parameters() if p.grad is not None]
@@ -144,7 +145,8 @@ class Trainer:
         return self
 
     def state_dict(self) -> dict:
-        "Everything needed to continue exactly: the game's state, the step, every random state, the callbacks'."
+        """Everything needed to continue exactly: the game's state, the step, every random state, the
+        callbacks'."""
         game_state = self.game.state_dict()
         clash = set(game_state) & set(TRAINER_KEYS)
         check(not clash, 'game', f'state keys other than {TRAINER_KEYS}', sorted(clash))

@@ -27,7 +27,8 @@ __all__ = ['AUGMENTATIONS', 'DiscriminatorWrapper', 'FeatureMatching', 'Minibatc
 
 # %% ../nbs/23_tricks.ipynb #8ab1f7ae
 class DiscriminatorWrapper(nn.Module):
-    "A discriminator around `inner` that changes its input (`transform`); `features(x)` follows the same path."
+    """A discriminator around `inner` that changes its input (`transform`); `features(x)` follows the same
+    path."""
 
     def __init__(self, inner: nn.Module):
         super().__init__()
@@ -50,9 +51,9 @@ class DiscriminatorWrapper(nn.Module):
 
 # %% ../nbs/23_tricks.ipynb #ee0457ed
 class FeatureMatching(LossWrapper):
-    """Salimans et al.'s feature matching: G minimises ‖mean f(x) − mean f(G(z))‖² with f = `D.features`, the means over
-    the latest real batch D saw and over G's batch; `adv_weight` > 0 adds the base's G loss. D's loss is the base's.
-    """
+    """Salimans et al.'s feature matching: G minimises ‖mean f(x) − mean f(G(z))‖² with f = `D.features`, the
+    means over the latest real batch D saw and over G's batch; `adv_weight` > 0 adds the base's G loss. D's
+    loss is the base's."""
 
     def __init__(self, base: Loss, adv_weight: float = 0.0):
         super().__init__(base, adv_weight=check_number(adv_weight, 'adv_weight'))
@@ -75,10 +76,10 @@ class FeatureMatching(LossWrapper):
 
 # %% ../nbs/23_tricks.ipynb #c8626c40
 class MinibatchDiscrimination(nn.Module):
-    """Salimans et al.'s layer: f (N, A) → [f, o] (N, A + B) with M_i = f_i·T ∈ R^{B×C} (T ∈ R^{A×B×C}),
-    c_b(i, j) = exp(−‖M_{i,b} − M_{j,b}‖₁) and o(x_i)_b = Σ_j c_b(i, j), summed over the whole minibatch *including*
-    j = i (which adds exp(0) = 1 to every entry), as the deck writes it; `exclude_self=True` drops that term.
-    """
+    """Salimans et al.'s layer: f (N, A) → [f, o] (N, A + B) with M_i = f_i·T ∈ R^{B×C} (T ∈ R^{A×B×C}), c_b(i,
+    j) = exp(−‖M_{i,b} − M_{j,b}‖₁) and o(x_i)_b = Σ_j c_b(i, j), summed over the whole minibatch
+    *including* j = i (which adds exp(0) = 1 to every entry), as the deck writes it; `exclude_self=True`
+    drops that term."""
 
     def __init__(self, A: int, B: int = 8, C: int = 4, exclude_self: bool = False, init_std: float = 1.0):
         super().__init__()
@@ -104,7 +105,8 @@ class MinibatchDiscrimination(nn.Module):
 
 
 class MinibatchDiscriminator(DiscriminatorWrapper):
-    "`inner.features` f(x) (A = inner.head.in_features), minibatch discrimination, and a new linear head on [f, o]."
+    """`inner.features` f(x) (A = inner.head.in_features), minibatch discrimination, and a new linear head on
+    [f, o]."""
 
     def __init__(
         self, inner: nn.Module, B: int = 8, C: int = 4, exclude_self: bool = False, init_std: float = 1.0
@@ -130,10 +132,11 @@ class MinibatchDiscriminator(DiscriminatorWrapper):
 
 # %% ../nbs/23_tricks.ipynb #22fd6268
 class TargetLabels(LossWrapper):
-    """One-sided label smoothing, noisy and flipped labels for losses with real/fake targets: D's binary cross-entropy
-    (gan, nsgan, dragan, cgan) or least squares (lsgan) against per-sample targets `real` for real and `fake` for
-    generated samples, each swapped with probability `flip` and jittered by U[−noise, noise], then clipped to [0, 1]
-    (random numbers from torch on the scores' device). The base's penalty is kept; G's loss is the base's."""
+    """One-sided label smoothing, noisy and flipped labels for losses with real/fake targets: D's binary
+    cross-entropy (gan, nsgan, dragan, cgan) or least squares (lsgan) against per-sample targets `real` for
+    real and `fake` for generated samples, each swapped with probability `flip` and jittered by U[−noise,
+    noise], then clipped to [0, 1] (random numbers from torch on the scores' device). The base's penalty is
+    kept; G's loss is the base's."""
 
     def __init__(
         self, base: Loss, real: float = 1.0, fake: float = 0.0, noise: float = 0.0, flip: float = 0.0
@@ -154,7 +157,8 @@ class TargetLabels(LossWrapper):
         )
 
     def targets(self, like: Tensor, is_real: bool) -> Tensor:
-        "Per-sample targets for a batch of real (`is_real`) or generated samples, shaped and placed like `like`."
+        """Per-sample targets for a batch of real (`is_real`) or generated samples, shaped and placed like
+        `like`."""
         own, other = (self.real, self.fake) if is_real else (self.fake, self.real)
         t = torch.full_like(like, own)
         if self.flip:
@@ -178,10 +182,10 @@ class TargetLabels(LossWrapper):
 
 # %% ../nbs/23_tricks.ipynb #15d898c1
 class VirtualBatchNorm(nn.Module):
-    """Salimans et al.'s virtual batch norm. Its input holds the reference batch in its first `n_ref` rows (set by
-    `WithReferenceBatch`): those are normalised with their own statistics, and every other example x_i with the
-    statistics of {reference batch} ∪ {x_i}, weight 1/(n_ref + 1) on x_i, so an example's output never depends on
-    the rest of its minibatch. Per channel (dim 1); learned scale and shift."""
+    """Salimans et al.'s virtual batch norm. Its input holds the reference batch in its first `n_ref` rows (set
+    by `WithReferenceBatch`): those are normalised with their own statistics, and every other example x_i
+    with the statistics of {reference batch} ∪ {x_i}, weight 1/(n_ref + 1) on x_i, so an example's output
+    never depends on the rest of its minibatch. Per channel (dim 1); learned scale and shift."""
 
     def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()
@@ -218,7 +222,8 @@ class VirtualBatchNorm(nn.Module):
 
 # %% ../nbs/23_tricks.ipynb #64982568
 class WithReferenceBatch(nn.Module):
-    "net(cat([reference, x]))[n_ref:]: runs a network whose VirtualBatchNorm layers see a fixed reference batch."
+    """net(cat([reference, x]))[n_ref:]: runs a network whose VirtualBatchNorm layers see a fixed reference
+    batch."""
 
     def __init__(self, net: nn.Module, reference: Tensor):
         super().__init__()
@@ -247,7 +252,8 @@ class WithReferenceBatch(nn.Module):
         return self.net(torch.cat([self.reference.to(x.dtype), x]))[len(self.reference) :]
 
 def use_virtual_batch_norm(net: nn.Module, reference: Tensor) -> WithReferenceBatch:
-    "Replace every BatchNorm1d/2d of `net` (in place) by a VirtualBatchNorm with its scale and shift; wrap with `reference`."
+    """Replace every BatchNorm1d/2d of `net` (in place) by a VirtualBatchNorm with its scale and shift; wrap
+    with `reference`."""
     found = 0
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
@@ -270,8 +276,8 @@ def use_virtual_batch_norm(net: nn.Module, reference: Tensor) -> WithReferenceBa
 
 # %% ../nbs/23_tricks.ipynb #b84f37d0
 def noise_schedule(step: int, sigma: float, steps: int, kind: str = 'linear') -> float:
-    """σ at training step `step` (0-based), annealed from `sigma` to 0 over `steps` steps: linear σ·(1 − t/T), or
-    exponential σ·0.01^{t/T} (1% of σ at t = T); 0 from t = T on."""
+    """σ at training step `step` (0-based), annealed from `sigma` to 0 over `steps` steps: linear σ·(1 − t/T),
+    or exponential σ·0.01^{t/T} (1% of σ at t = T); 0 from t = T on."""
     check(kind in ('linear', 'exponential'), 'schedule', "'linear' or 'exponential'", kind)
     check_number(sigma, 'sigma')
     check_number(step, 'step')
@@ -295,7 +301,8 @@ class InstanceNoise(DiscriminatorWrapper):
 
 
 class InstanceNoiseSchedule(Callback):
-    "Set the σ of an `InstanceNoise` discriminator to `noise_schedule(trainer.step, ...)` before every training step."
+    """Set the σ of an `InstanceNoise` discriminator to `noise_schedule(trainer.step, ...)` before every
+    training step."""
 
     order = -5
 
@@ -343,9 +350,9 @@ class _FeaturesOf(nn.Module):
         return self.D.features(x)
 
 class FunctionalDiscriminator:
-    """D evaluated with the parameters and buffers in `tensors` (a name → tensor dict) via torch.func.functional_call;
-    `named_parameters()` / `parameters()` give the replacement parameters, so parameter penalties see them too.
-    """
+    """D evaluated with the parameters and buffers in `tensors` (a name → tensor dict) via
+    torch.func.functional_call; `named_parameters()` / `parameters()` give the replacement parameters, so
+    parameter penalties see them too."""
 
     def __init__(self, D: nn.Module, tensors: dict):
         self.D, self.tensors = D, tensors
@@ -368,11 +375,12 @@ class FunctionalDiscriminator:
 
 # %% ../nbs/23_tricks.ipynb #08aa35c6
 class Unrolled(LossWrapper):
-    """Metz et al.'s unrolled GAN: G's loss is the base's g_loss against D_k, the discriminator after `k` optimizer steps
-    on D's loss (latest real batch, G's current fake batch), taken functionally with the graph kept, so G's gradient
-    flows through the unrolled steps. D's parameters and buffers are never changed. `optimizer='adam'`: Adam steps
-    (`lr`, `betas`) starting from first and second moments of D's own gradients, recorded after every real D step
-    (the state); `optimizer='sgd'`: plain steps θ ← θ − lr·g."""
+    """Metz et al.'s unrolled GAN: G's loss is the base's g_loss against D_k, the discriminator after `k`
+    optimizer steps on D's loss (latest real batch, G's current fake batch), taken functionally with the
+    graph kept, so G's gradient flows through the unrolled steps. D's parameters and buffers are never
+    changed. `optimizer='adam'`: Adam steps (`lr`, `betas`) starting from first and second moments of D's
+    own gradients, recorded after every real D step (the state); `optimizer='sgd'`: plain steps θ ← θ −
+    lr·g."""
 
     def __init__(
         self, base: Loss, k: int = 5, lr: float = 2e-4, optimizer: str = 'adam', betas: tuple = (0.5, 0.999)
@@ -413,7 +421,8 @@ class Unrolled(LossWrapper):
                 self.v[n].mul_(b2).addcmul_(g, g, value=1 - b2)
 
     def unroll(self, D: nn.Module, real: Tensor, fake: Tensor, **cond) -> FunctionalDiscriminator:
-        "D after k functional optimizer steps on its loss, differentiable in `fake` (and so in G's parameters)."
+        """D after k functional optimizer steps on its loss, differentiable in `fake` (and so in G's
+        parameters)."""
         params = {n: p.detach().requires_grad_(True) for n, p in D.named_parameters()}
         buffers = {n: b.clone() for n, b in D.named_buffers()}  # copies: in-place updates (BN, SN) stay here
         adam = self.optimizer == 'adam'
@@ -494,9 +503,9 @@ def rebuild_discriminator(D: nn.Module, input_factor: int = 1, dropout: float | 
 
 
 class Packed(DiscriminatorWrapper):
-    """PacGAN: D judges packs of `m` samples. (N, *s) → (N/m, m·s₀, *s[1:]) (features or channels concatenated), `inner`
-    scores each pack, and each pack's score is repeated m times: one score per sample, shape (N,), and every loss's
-    mean over samples equals its mean over packs."""
+    """PacGAN: D judges packs of `m` samples. (N, *s) → (N/m, m·s₀, *s[1:]) (features or channels
+    concatenated), `inner` scores each pack, and each pack's score is repeated m times: one score per
+    sample, shape (N,), and every loss's mean over samples equals its mean over packs."""
 
     def __init__(self, inner: nn.Module, m: int = 2):
         check(isinstance(m, int) and not isinstance(m, bool) and m >= 1, 'm', 'a packing degree m >= 1', m)
@@ -541,9 +550,9 @@ def truncated_normal_latents(
     generator: torch.Generator | None = None,
     device=None,
 ) -> Tensor:
-    """n latent vectors for the truncation trick: `threshold` τ resamples every entry of z ~ N(0, I) with |z| > τ until
-    none is left (BigGAN); `psi` ψ ∈ [0, 1] scales z by ψ (towards z̄ = 0). Exactly one of them; drawn with
-    `generator` on the CPU, then moved to `device`."""
+    """n latent vectors for the truncation trick: `threshold` τ resamples every entry of z ~ N(0, I) with |z| >
+    τ until none is left (BigGAN); `psi` ψ ∈ [0, 1] scales z by ψ (towards z̄ = 0). Exactly one of them;
+    drawn with `generator` on the CPU, then moved to `device`."""
     check(
         isinstance(n, int) and n > 0 and isinstance(dim, int) and dim > 0,
         'n/dim',
@@ -601,7 +610,8 @@ def augment_translation(x: Tensor, ratio: float = 0.125) -> Tensor:
     return padded[gb, gx, gy].permute(0, 3, 1, 2)
 
 def augment_cutout(x: Tensor, ratio: float = 0.5) -> Tensor:
-    "Zero a square of side r·H × r·W (r = `ratio`) centred at a random position in each image (clipped at the border)."
+    """Zero a square of side r·H × r·W (r = `ratio`) centred at a random position in each image (clipped at the
+    border)."""
     N, _, H, W = x.shape
     ch, cw = int(H * ratio + 0.5), int(W * ratio + 0.5)
     ox = torch.randint(0, H + (1 - ch % 2), (N, 1, 1), device=x.device)
