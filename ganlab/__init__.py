@@ -11,6 +11,7 @@ Modules:
 - `ganlab.minimax`: What a GAN optimises, derived from scratch: the value V(D, G), its optimal discriminator, the Jensen-Shannon divergence hiding inside it, its equilibrium, and why the generator's loss is usually flipped.
 - `ganlab.sandbox`: A child process with resource limits, no network, no view of the lab sources, and an audit hook that refuses processes, sockets and file access outside its own folder; data in and data out.
 - `ganlab.shapes`: The output size o = (i − 1)·s + k − 2p, derived twice and checked against PyTorch over hundreds of settings; why the layer is called "transposed"; and where checkerboard artefacts come from.
+- `ganlab.translation`: A generator that maps an image to an image: trained on pairs with a conditional GAN plus an L1 term (pix2pix, Isola et al. 2017), or on two unpaired collections with two GANs tied by cycle consistency (CycleGAN, Zhu et al. 2017).
 - `ganlab.transport`: When the supports are disjoint, KL and JS say nothing useful; the earth mover's distance still measures how far apart two distributions are. Its primal and dual problems, solved exactly, and the neural critics that approximate it."""
 
 __version__ = "0.1.0"
