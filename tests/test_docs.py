@@ -33,7 +33,7 @@ def test_ci_runs_the_readme_test_command():
 LABS = sorted(p.name for p in (ROOT/'nbs'/'labs').glob('lab*.ipynb'))
 
 def test_every_lab_and_its_student_version_is_on_the_maps():
-    assert len(LABS) == 6, LABS
+    assert len(LABS) >= 6, LABS                          # the glob found the labs (six, and the new ones)
     readme, index = (ROOT/'README.md').read_text(), index_text()
     for lab in LABS:
         assert (ROOT/'nbs'/'labs'/'student'/lab).is_file(), f'no student version of {lab}: run ganlab-assign'
