@@ -8,7 +8,7 @@ Modules:
 - `ganlab.likelihood`: Estimating log p(x) of a latent-variable model by Monte Carlo, the Parzen-window estimate that ranks a visibly broken sampler above a perfect one, why Gaussian decoders blur, and how GANs, VAEs and diffusion models compare.
 - `ganlab.metrics`: Numbers that say how good and how varied a generator's samples are: mode counts, Inception Score, FID, KID, precision and recall, density and coverage.
 - `ganlab.minimax`: What a GAN optimises, derived from scratch: the value V(D, G), its optimal discriminator, the Jensen-Shannon divergence hiding inside it, its equilibrium, and why the generator's loss is usually flipped.
-- `ganlab.sandbox`: A child process with resource limits, no network, no view of the lab sources, and an audit hook that refuses processes, sockets and file access outside its own folder; data in and data out.
+- `ganlab.sandbox`: Every process that runs submitted code (the reference too) runs inside bubblewrap: new user, pid, mount, network, IPC and UTS namespaces, an unprivileged uid, a read-only view of the interpreter and its packages, a private size-limited tmpfs, seccomp and rlimits; data in, checked data out.
 - `ganlab.shapes`: The output size o = (i − 1)·s + k − 2p, derived twice and checked against PyTorch over hundreds of settings; why the layer is called "transposed"; and where checkerboard artefacts come from.
 - `ganlab.transport`: When the supports are disjoint, KL and JS say nothing useful; the earth mover's distance still measures how far apart two distributions are. Its primal and dual problems, solved exactly, and the neural critics that approximate it."""
 
