@@ -497,9 +497,11 @@ def sandbox_problem() -> str | None:
     return problem
 
 # %% ../nbs/29_sandbox.ipynb #3a9d5e64
+_WORK = '/sandbox'                       # the child's working folder under bubblewrap: a private tmpfs
+
 def bwrap_arguments(binds: list[tuple[str, str]], hidden: list[str], limits: Limits) -> list[str]:
     """The `bwrap` options, up to the command: every namespace, `nobody` inside, read-only `binds`
-    (source, destination), the host's /lib-style symlinks, fresh /proc and /dev, a size-limited tmpfs /tmp
+    (source, destination), the host's /lib-style symlinks, fresh /proc and /dev, a size-limited tmpfs /sandbox
     as the working folder, and an empty read-only tmpfs over each `hidden` folder that a bind would show."""
     args = ['bwrap', '--unshare-all', '--unshare-user', '--disable-userns', '--die-with-parent', '--new-session',
             '--uid', '65534', '--gid', '65534', '--hostname', 'sandbox']
@@ -510,8 +512,8 @@ def bwrap_arguments(binds: list[tuple[str, str]], hidden: list[str], limits: Lim
             args += ['--symlink', os.readlink(top), top]
         elif os.path.isdir(top):
             args += ['--ro-bind', top, top]
-    args += ['--proc', '/proc', '--dev', '/dev', '--size', str(limits.tmpfs_mb << 20), '--tmpfs', '/tmp',
-             '--chdir', '/tmp']
+    args += ['--proc', '/proc', '--dev', '/dev', '--size', str(limits.tmpfs_mb << 20), '--tmpfs', _WORK,
+             '--chdir', _WORK]
     shown = tuple(destination for _, destination in binds)
     for folder in hidden:
         if _under(folder, shown) and os.path.isdir(folder):
@@ -690,7 +692,7 @@ class Sandbox:
                           'uid': os.geteuid()} if unsafe else {
             'sandbox': 'bubblewrap', 'uid': _nobody()[0] if os.geteuid() == 0 else os.geteuid(),
             'namespaces': 'user, pid, mount, network, ipc, uts, cgroup', 'read_only': list(self.roots),
-            'writable': f'/tmp (tmpfs, {self.limits.tmpfs_mb} MB)',
+            'writable': f'{_WORK} (tmpfs, {self.limits.tmpfs_mb} MB)',
             'seccomp': 'deny list (x86-64)' if seccomp_program() is not None else 'none on this architecture'}
 
     def _start(self) -> None:
@@ -700,7 +702,7 @@ class Sandbox:
             self.starts += 1
             output = self.base / f'output{self.starts}.txt'
             self._outputs.append(output)
-            work = str(self.base / f'work{self.starts}') if self.unsafe else '/tmp'
+            work = str(self.base / f'work{self.starts}') if self.unsafe else _WORK
             if self.unsafe:
                 os.mkdir(work, 0o700)
             self.child = _spawn_child(self.command, self.limits, work, output, self.unsafe)
