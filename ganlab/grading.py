@@ -257,12 +257,15 @@ def _read_regular_file(path: Path, max_mb: float) -> bytes:
         if e.errno == 40 or path.is_symlink():        # ELOOP: the last component is a symlink
             raise SubmissionError(f'{path.name} is a symbolic link; submit the notebook file itself') from None
         raise SubmissionError(f'cannot read {path.name}: {e.strerror}') from None
-    with os.fdopen(fd, 'rb') as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = 'a folder' if stat.S_ISDIR(st.st_mode) else 'a pipe' if stat.S_ISFIFO(st.st_mode) else 'not a regular file'
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = 'a folder' if stat.S_ISDIR(mode) else 'a pipe' if stat.S_ISFIFO(mode) else 'not a regular file'
             raise SubmissionError(f'{path.name} is {kind}; submit the notebook file itself')
-        data = f.read(int(max_mb * 2**20) + 1)
+        with os.fdopen(os.dup(fd), 'rb') as f:
+            data = f.read(int(max_mb * 2**20) + 1)
+    finally:
+        os.close(fd)
     if len(data) > max_mb * 2**20:
         raise SubmissionError(f'{path.name} is over {max_mb:g} MB; notebooks that large are not graded '
                               '(clear the outputs and resubmit)')

@@ -502,7 +502,8 @@ _WORK = '/sandbox'                       # the child's working folder under bubb
 def bwrap_arguments(binds: list[tuple[str, str]], hidden: list[str], limits: Limits) -> list[str]:
     """The `bwrap` options, up to the command: every namespace, `nobody` inside, read-only `binds`
     (source, destination), the host's /lib-style symlinks, fresh /proc and /dev, a size-limited tmpfs /sandbox
-    as the working folder, and an empty read-only tmpfs over each `hidden` folder that a bind would show."""
+    as the working folder, an empty read-only tmpfs over each `hidden` folder that a bind would show, and the
+    root read-only."""
     args = ['bwrap', '--unshare-all', '--unshare-user', '--disable-userns', '--die-with-parent', '--new-session',
             '--uid', '65534', '--gid', '65534', '--hostname', 'sandbox']
     for source, destination in binds:
@@ -518,7 +519,7 @@ def bwrap_arguments(binds: list[tuple[str, str]], hidden: list[str], limits: Lim
     for folder in hidden:
         if _under(folder, shown) and os.path.isdir(folder):
             args += ['--tmpfs', folder, '--remount-ro', folder]
-    return args
+    return args + ['--remount-ro', '/']     # the root itself (mount points only) read-only too
 
 def _staging_prefix(staged: list[tuple[str, str]]) -> list[str]:
     "Commands that bind each (folder, staging folder) pair in a private mount namespace, then run what follows."
