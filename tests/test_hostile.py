@@ -497,7 +497,7 @@ def _as_nobody() -> list[str] | None:
     script = ''
     for top, inner in sorted(set(binds)):
         script += (f'd=$(mktemp -d) && mount --bind {inner} $d && mount -t tmpfs -o mode=755 tmpfs {top} && '
-                   f'mkdir -p {inner} && mount --bind $d {inner} && ')
+                   f'mkdir -p {inner} && mount --bind $d {inner} && umount $d && rmdir $d && ')
     script += 'exec setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"'
     return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh']
 
