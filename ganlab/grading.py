@@ -1,6 +1,6 @@
 """The labs' autograder: `ganlab-assign` turns a lab with solutions into the student version, and
-`ganlab-grade` runs a submission's functions in a separate, limited process and scores them against
-the reference solution on freshly drawn inputs.
+`ganlab-grade` runs a submission's functions in a bubblewrap sandbox and scores them against the
+reference solution on freshly drawn inputs; results are written by the grader alone.
 
 Docs: https://ganlab.github.io/ganlab/grading.html.md"""
 
@@ -255,12 +255,17 @@ def _read_regular_file(path: Path, max_mb: float) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         if e.errno == 40 or path.is_symlink():        # ELOOP: the last component is a symlink
-            raise SubmissionError(f'{path.name} is a symbolic link; submit the notebook file itself') from None
+            message = f'{path.name} is a symbolic link; submit the notebook file itself'
+            raise SubmissionError(message) from None
         raise SubmissionError(f'cannot read {path.name}: {e.strerror}') from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            kind = 'a folder' if stat.S_ISDIR(mode) else 'a pipe' if stat.S_ISFIFO(mode) else 'not a regular file'
+            kind = 'not a regular file'
+            if stat.S_ISDIR(mode):
+                kind = 'a folder'
+            elif stat.S_ISFIFO(mode):
+                kind = 'a pipe'
             raise SubmissionError(f'{path.name} is {kind}; submit the notebook file itself')
         with os.fdopen(os.dup(fd), 'rb') as f:
             data = f.read(int(max_mb * 2**20) + 1)
@@ -292,21 +297,23 @@ def _upgrade(nb: dict, name: str) -> dict:
     try:
         return json.loads(json.dumps(nbformat.convert(nbformat.from_dict(nb), 4)))
     except Exception as e:                             # nbformat raises many kinds on malformed input
-        raise SubmissionError(f'{name} uses notebook format {clean_text(version)[:20]} and cannot be converted '
-                              f'to format 4 ({type(e).__name__})') from None
+        raise SubmissionError(f'{name} uses notebook format {clean_text(version)[:20]} and cannot be '
+                              f'converted to format 4 ({type(e).__name__})') from None
 
 def _valid_cell(c: Any) -> bool:
-    "A cell dict of a known type whose source is a string or list of strings and whose id, if any, is a string."
+    "A cell dict of a known type, its source a string or a list of strings, its id (if any) a string."
     if not isinstance(c, dict) or c.get('cell_type') not in ('code', 'markdown', 'raw'):
         return False
     source = c.get('source', '')
-    if not (isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))):
+    lines = isinstance(source, list) and all(isinstance(s, str) for s in source)
+    if not (isinstance(source, str) or lines):
         return False
     return 'id' not in c or isinstance(c['id'], str)
 
 def read_notebook(path: str | os.PathLike, max_mb: float = MAX_NOTEBOOK_MB) -> dict:
-    """A notebook as a dict, checked: `SubmissionError` (with a message for the student) when it is not a regular
-    file, too large, not JSON, too deeply nested, in a format that cannot be upgraded, or has a malformed cell."""
+    """A notebook as a dict, checked: `SubmissionError` (with a message for the student) when it is not a
+    regular file, too large, not JSON, too deeply nested, in a format that cannot be upgraded, or has a malformed
+    cell."""
     path = Path(path)
     name = clean_text(path.name)
     nb = _parse_notebook(_read_regular_file(path, max_mb), name)
@@ -527,7 +534,8 @@ def _unsafe_note(isolation: dict) -> str:
     "A warning line when the submission ran without the sandbox, else ''."
     if isolation.get('sandbox', 'bubblewrap') == 'bubblewrap':
         return ''
-    return 'WARNING: graded with --unsafe-no-sandbox: the submission ran without bubblewrap (rlimits and audit hook only).'
+    return ('WARNING: graded with --unsafe-no-sandbox: the submission ran without bubblewrap '
+            '(rlimits and audit hook only).')
 
 # %% ../nbs/30_grading.ipynb #3e0f5a17
 @dataclass
@@ -552,36 +560,41 @@ class GradeResult:
         parts = [p for p in (_unsafe_note(self.isolation), self.output) if p]
         if self.stdout.strip():
             parts.append('End of what your code printed:\n' + self.stdout[-2000:])
-        tests = [{'name': i.name, 'score': round(i.score, 6), 'max_score': i.max_score, 'output': clean_text(i.output),
-                  'visibility': i.visibility, 'status': 'passed' if i.status == 'passed' else 'failed'} for i in self.items]
-        extra = {'lab': self.lab, 'seed': self.seed, 'submission': clean_text(self.submission), 'isolation': self.isolation}
+        tests = [{'name': i.name, 'score': round(i.score, 6), 'max_score': i.max_score,
+                  'output': clean_text(i.output), 'visibility': i.visibility,
+                  'status': 'passed' if i.status == 'passed' else 'failed'} for i in self.items]
+        extra = {'lab': self.lab, 'seed': self.seed, 'submission': clean_text(self.submission),
+                 'isolation': self.isolation}
         if self.isolation.get('sandbox', 'bubblewrap') != 'bubblewrap':
             extra['unsafe_no_sandbox'] = True
         return {'score': self.score, 'execution_time': round(self.execution_time, 2),
-                'output': clean_text('\n\n'.join(parts) or f'Seed {self.seed}.'), 'stdout_visibility': 'hidden',
-                'tests': tests, 'extra_data': extra}
+                'output': clean_text('\n\n'.join(parts) or f'Seed {self.seed}.'),
+                'stdout_visibility': 'hidden', 'tests': tests, 'extra_data': extra}
 
     def report(self) -> str:
         "A readable Markdown report; text from the submission sits in code blocks, so it cannot fake a score."
-        lines = [f'# {self.lab}: {_markdown_escape(clean_text(self.submission))}', '',
-                 f'**Score: {self.score:g} / {self.max_score:g}**  (seed {self.seed}, {self.execution_time:.1f} s)', '']
+        score = f'**Score: {self.score:g} / {self.max_score:g}**  (seed {self.seed}, {self.execution_time:.1f} s)'
+        lines = [f'# {self.lab}: {_markdown_escape(clean_text(self.submission))}', '', score, '']
         if _unsafe_note(self.isolation):
             lines += [_unsafe_note(self.isolation), '']
         if self.output:
             lines += _fence(clean_text(self.output)) + ['']
         lines += ['| item | score | |', '|---|---|---|']
-        lines += [f'| {i.name} | {i.score:g} / {i.max_score:g} | {"✓" if i.status == "passed" else "✗"} |' for i in self.items]
+        for i in self.items:
+            lines.append(f'| {i.name} | {i.score:g} / {i.max_score:g} | {"✓" if i.status == "passed" else "✗"} |')
         for i in self.items:
             if i.status != 'passed':
                 lines += ['', f'## {i.name}', ''] + _fence(clean_text(i.output))
         if self.stdout.strip():
-            lines += ['', '## End of what the submission printed', ''] + _fence(clean_text(self.stdout[-3000:]))
+            lines += ['', '## End of what the submission printed', '']
+            lines += _fence(clean_text(self.stdout[-3000:]))
         return '\n'.join(lines) + '\n'
 
 def submission_cells(nb: dict, lab: Lab) -> list[str]:
     "The graded cells of a submission: first line `#| graded`, or the id of a graded cell of the lab."
     ids = set(lab.reference_ids)
-    return [source_of(c) for c in nb['cells'] if c.get('cell_type') == 'code' and (is_graded(c) or c.get('id') in ids)]
+    code = [c for c in nb['cells'] if c.get('cell_type') == 'code']
+    return [source_of(c) for c in code if is_graded(c) or c.get('id') in ids]
 
 def trial_seed(seed: int, item: str, trial: int) -> int:
     "The seed of one trial's inputs: a hash of the run seed, the item's name and the trial number."
@@ -597,12 +610,12 @@ def _failure(item: Item, res: CallResult, inputs: dict, cells: list[str], cell_e
         for i, src in enumerate(cells):
             defines = re.search(rf'^\s*(def|class)\s+{re.escape(fn)}\b|^{re.escape(fn)}\s*=', src, re.M)
             if defines and i in cell_errors:
-                message = (f'`{fn}` is not defined because its graded cell (number {i + 1} of {len(cells)}) failed '
-                           f'when it ran: {cell_errors[i]}')
+                message = (f'`{fn}` is not defined because its graded cell (number {i + 1} of {len(cells)}) '
+                           f'failed when it ran: {cell_errors[i]}')
         return message
     if res.kind == 'not_implemented':
-        return (f'{call}: `{fn}` is not implemented yet ({res.error}): replace the `raise NotImplementedError` '
-                'under `# YOUR CODE HERE`.')
+        return (f'{call}: `{fn}` is not implemented yet ({res.error}): replace the '
+                '`raise NotImplementedError` under `# YOUR CODE HERE`.')
     if res.kind == 'exit':
         return f'{call}: the function {res.error}; a graded function must return a value.'
     if res.kind in ('timeout', 'crash', 'bad_output'):
@@ -619,7 +632,8 @@ def _reference_output(item: Item, reference: Sandbox, inputs: dict) -> Any:
         if r.ok or r.kind not in ('crash', 'timeout'):
             break
     if not r.ok:
-        raise _ReferenceFailed(f'the reference solution failed on {call_signature(item.function, inputs)}: {r.error}')
+        where = call_signature(item.function, inputs)
+        raise _ReferenceFailed(f'the reference solution failed on {where}: {r.error}')
     return r.value
 
 def _scored(item: Item, out: Any, ref: Any, inputs: dict) -> tuple[float, str]:
@@ -637,7 +651,7 @@ def _scored(item: Item, out: Any, ref: Any, inputs: dict) -> tuple[float, str]:
 # %% ../nbs/30_grading.ipynb #5f3a9c08
 def grade_item(item: Item, seed: int, student: Sandbox, reference: Sandbox | None, cells: list[str],
                deadline: float = math.inf) -> ItemResult:
-    "Run every trial of one item and score it: all trials must pass (score callables: the smallest fraction counts)."
+    "Run every trial of one item and score it: all must pass (a score callable: the smallest fraction counts)."
     fractions, notes = [], []
     for t in range(item.trials):
         g = torch.Generator().manual_seed(trial_seed(seed, item.name, t))
@@ -689,13 +703,14 @@ class Grader:
         keep = [Path(sys.executable).resolve(), Path(sys.prefix).resolve(), _package_dir()]
         wanted = {Path(h).resolve() for h in (self.lab.path.parent, *hidden)}
         self.hidden = tuple(str(h) for h in wanted if not any(k == h or h in k.parents for k in keep))
-        self.reference = Sandbox(self.lab.reference, limits, hidden=self.hidden, name='reference', unsafe=unsafe)
+        self.reference = Sandbox(self.lab.reference, limits, hidden=self.hidden, name='reference',
+                                 unsafe=unsafe)
 
     def grade(self, submission: str | os.PathLike | dict, seed: int | None = None,
               time_limit: float | None = None) -> GradeResult:
-        """Grade a submission (a path or a notebook dict); never raises for a bad submission. `time_limit`: wall-clock
-        seconds for the whole submission (items left when it runs out score zero), default unlimited. Every process
-        of the submission has ended when this returns."""
+        """Grade a submission (a path or a notebook dict); never raises for a bad submission. `time_limit`:
+        wall-clock seconds for the whole submission (items left when it runs out score zero), default unlimited.
+        Every process of the submission has ended when this returns."""
         t0 = time.monotonic()
         deadline = t0 + time_limit if time_limit else math.inf
         seed = int.from_bytes(os.urandom(8), 'little') >> 1 if seed is None else int(seed)
@@ -707,14 +722,16 @@ class Grader:
             return _not_graded(self.lab, res, f'Not graded: {e}')
         cells = submission_cells(nb, self.lab)
         if not cells:
-            return _not_graded(self.lab, res, 'Not graded: no graded cells found. The cells you fill in must keep '
-                                              f'their first line `{GRADED}`.')
+            why = f'Not graded: no graded cells found. The cells you fill in must keep their first line `{GRADED}`.'
+            return _not_graded(self.lab, res, why)
         folder = () if isinstance(submission, dict) else (str(Path(submission).resolve().parent),)
         try:
-            with Sandbox(cells, self.limits, hidden=self.hidden + folder, name=name, unsafe=self.unsafe) as student:
+            hidden = self.hidden + folder
+            with Sandbox(cells, self.limits, hidden=hidden, name=name, unsafe=self.unsafe) as student:
                 res.items = [self._grade_item(it, seed, student, cells, deadline) for it in self.lab.grading]
                 failed = sorted(student.cell_errors.items())
-                res.output = '\n'.join(f'Graded cell {i + 1} of {len(cells)} failed when it ran: {e}' for i, e in failed)
+                lines = [f'Graded cell {i + 1} of {len(cells)} failed when it ran: {e}' for i, e in failed]
+                res.output = '\n'.join(lines)
                 res.stdout = student.output_tail()
                 res.isolation = dict(student.isolation, restarts=student.restarts)
         except SandboxError as e:
@@ -722,10 +739,12 @@ class Grader:
         res.execution_time = time.monotonic() - t0
         return res
 
-    def _grade_item(self, item: Item, seed: int, student: Sandbox, cells: list[str], deadline: float) -> ItemResult:
-        "One item, a failure of the grader or of the reference reported as such (status 'error'), never raised."
+    def _grade_item(self, item: Item, seed: int, student: Sandbox, cells: list[str],
+                    deadline: float) -> ItemResult:
+        "One item; a failure of the grader or of the reference is reported as such (status 'error'), not raised."
+        reference = self.reference if item.reference else None
         try:
-            return grade_item(item, seed, student, self.reference if item.reference else None, cells, deadline)
+            return grade_item(item, seed, student, reference, cells, deadline)
         except _ReferenceFailed as e:
             why = f'Grading error (not your fault; tell the instructors): {e}'
         except Exception as e:
@@ -747,8 +766,8 @@ def grade(submission: str | os.PathLike | dict, lab: Lab | str | int | os.PathLi
 
 # %% ../nbs/30_grading.ipynb #57c774b4
 def write_results(result: GradeResult, out: str | os.PathLike, force: bool = False) -> Path:
-    """Write `results.json` (Gradescope) and `report.md` into `out`, each atomically (a temporary file renamed);
-    `FileExistsError` if results exist and not `force`. Call it only once every process of the submission has
+    """Write `results.json` (Gradescope) and `report.md` into `out`, each atomically (a temporary file
+    renamed); `FileExistsError` if results exist and not `force`. Call it only once every process of the submission has
     ended (`Grader.grade` returns then): nothing else can write there meanwhile."""
     from ganlab.core import atomic_write_text
     out = Path(out)
@@ -774,9 +793,10 @@ def write_csv(results: list[GradeResult], path: str | os.PathLike) -> Path:
     return atomic_write_text(path, buffer.getvalue())
 
 # %% ../nbs/30_grading.ipynb #6f1c8a3b
-def time_reference_grading(sandbox: bool = True, labs: str | os.PathLike | None = None, seed: int = 0) -> dict[str, float]:
-    """Seconds to grade each lab's reference solution with a fresh `Grader` (`sandbox=False`: without bubblewrap),
-    by lab name. `RuntimeError` if a reference does not get full marks (the timing would be meaningless)."""
+def time_reference_grading(sandbox: bool = True, labs: str | os.PathLike | None = None,
+                           seed: int = 0) -> dict[str, float]:
+    """Seconds to grade each lab's reference solution with a fresh `Grader` (`sandbox=False`: without
+    bubblewrap), by lab name. `RuntimeError` if a reference does not get full marks (the timing would be meaningless)."""
     seconds = {}
     for path in lab_sources(labs):
         t0 = time.perf_counter()
@@ -784,7 +804,8 @@ def time_reference_grading(sandbox: bool = True, labs: str | os.PathLike | None 
             result = grader.grade(read_notebook(path, max_mb=200), seed=seed)
         seconds[path.stem] = round(time.perf_counter() - t0, 2)
         if result.score != result.max_score:
-            raise RuntimeError(f'{path.name}: the reference got {result.score:g} of {result.max_score:g}:\n{result.report()}')
+            got = f'{result.score:g} of {result.max_score:g}'
+            raise RuntimeError(f'{path.name}: the reference got {got}:\n{result.report()}')
     return seconds
 
 # %% ../nbs/30_grading.ipynb #7c2b9e41
@@ -792,7 +813,8 @@ class _Parser(argparse.ArgumentParser):
     "An argument parser whose every error is one line, `prog: --name: expected X, got Y`, and exit status 2."
     def error(self, message: str):
         message = re.sub(r'^argument ([^:]+): ', r'\1: ', message)
-        message = re.sub(r'^the following arguments are required: (.*)$', r'\1: expected a value, got nothing', message)
+        required = r'^the following arguments are required: (.*)$'
+        message = re.sub(required, r'\1: expected a value, got nothing', message)
         print(f'{self.prog}: {clean_text(message)}', file=sys.stderr)
         raise SystemExit(2)
 
@@ -822,9 +844,9 @@ def _output_folder(name: str, path: Path) -> str | None:
     "Why `path` cannot be an output folder (a file, or under a file, or not writable), else None."
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
-        return f'{name}: expected a folder (existing or new), got {str(path)!r}, and {str(existing)!r} is a file'
+        return f'{name}: expected a folder (existing or new), got {str(path)!r}; {str(existing)!r} is a file'
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        return f'{name}: expected a folder this user can write, got {str(path)!r} ({str(existing)!r} is not writable)'
+        return f'{name}: expected a folder this user can write, got {str(path)!r} ({str(existing)!r} is not)'
     return None
 
 # %% ../nbs/30_grading.ipynb #b525eff2
@@ -868,7 +890,8 @@ def assign_main(argv: list[str] | None = None) -> int:
                '  ganlab-assign --gradescope 2 lab2.zip   pack the Gradescope autograder for lab 2\n'
                'exit status: 0 done, 1 stale student versions (--check), 2 bad arguments or a malformed lab')
     p.add_argument('labs', nargs='*', help='labs to process (number, name or path); default: all nbs/labs/lab*.ipynb')
-    p.add_argument('--labs-dir', type=_folder, help="folder of the lab sources (default: the repository's nbs/labs, or $GANLAB_LABS)")
+    p.add_argument('--labs-dir', type=_folder,
+                   help="folder of the lab sources (default: the repository's nbs/labs, or $GANLAB_LABS)")
     p.add_argument('--out', help='folder for the student versions (default: LABS_DIR/student)')
     p.add_argument('--check', action='store_true', help='write nothing; exit 1 listing stale, missing and extra student versions')
     p.add_argument('--gradescope', nargs=2, metavar=('LAB', 'ZIP'), help='pack the Gradescope autograder zip for LAB into ZIP')
@@ -887,15 +910,15 @@ def assign_main(argv: list[str] | None = None) -> int:
             return 0
         sources = [find_lab(lab, a.labs_dir) for lab in a.labs] or None
         if sources is None and not lab_sources(a.labs_dir):
-            print(f'ganlab-assign: --labs-dir: expected a folder with lab*.ipynb, got {str(labs_dir(a.labs_dir))!r}',
-                  file=sys.stderr)
+            folder = str(labs_dir(a.labs_dir))
+            print(f'ganlab-assign: --labs-dir: expected a folder with lab*.ipynb, got {folder!r}', file=sys.stderr)
             return 2
         report = assign(sources, a.out, a.labs_dir, check_only=a.check)
     except (LabFormatError, ValueError, OSError) as e:
         print(f'ganlab-assign: {clean_text(e)}', file=sys.stderr)
         return 2
-    return _assign_summary(report, Path(a.out) if a.out else (sources[0].parent if sources else labs_dir(a.labs_dir)) / 'student',
-                           a.check)
+    default = (sources[0].parent if sources else labs_dir(a.labs_dir)) / 'student'
+    return _assign_summary(report, Path(a.out) if a.out else default, a.check)
 
 def _assign_summary(report: dict, outdir: Path, check_only: bool) -> int:
     "Print what `assign` did (or, checking, what is out of date); the exit status."
@@ -919,7 +942,7 @@ def _assign_summary(report: dict, outdir: Path, check_only: bool) -> int:
 # %% ../nbs/30_grading.ipynb #dd13215e
 def _notebooks(paths: list[str]) -> list[Path]:
     """The submissions named by `paths`: a file as given, a folder's entries named `*.ipynb` at any depth (not
-    following symlinks; symlinks, folders and pipes so named are listed too, and graded zero with a message)."""
+    following symlinks; symlinks, folders and pipes so named are listed too, and get a zero with a message)."""
     found = []
     for p in map(Path, paths):
         if not p.is_dir() or p.is_symlink():
@@ -932,7 +955,7 @@ def _notebooks(paths: list[str]) -> list[Path]:
     return found
 
 def _result_folders(submissions: list[Path], out: Path) -> list[Path]:
-    "One distinct, safe folder under `out` per submission (from its file name; `-2`, `-3`, ... when names repeat)."
+    "One distinct, safe folder under `out` per submission (its file name; `-2`, `-3`, ... when names repeat)."
     folders, taken = [], set()
     for s in submissions:
         stem = re.sub(r'[^\w.-]', '_', clean_text(s.name).removesuffix('.ipynb')).lstrip('.') or 'submission'
@@ -963,7 +986,8 @@ def _grade_arguments() -> _Parser:
     p.add_argument('--out', default='grading', help='output folder (default: ./grading)')
     p.add_argument('--seed', type=_seed, help='seed for the inputs (default: fresh from os.urandom; always recorded)')
     p.add_argument('--force', action='store_true', help='replace existing results')
-    p.add_argument('--labs-dir', type=_folder, help="folder of the lab sources (default: the repository's nbs/labs, or $GANLAB_LABS)")
+    p.add_argument('--labs-dir', type=_folder,
+                   help="folder of the lab sources (default: the repository's nbs/labs, or $GANLAB_LABS)")
     p.add_argument('--hide', action='append', default=[], help='extra folder the sandbox must not see (repeatable)')
     p.add_argument('--gradescope', action='store_true', help='exactly one results.json in OUT, even for zero or several notebooks')
     p.add_argument('--time-limit', type=_positive_seconds, default=1200.,
@@ -978,7 +1002,9 @@ def grade_main(argv: list[str] | None = None) -> int:
     "Entry point of `ganlab-grade`."
     a = _grade_arguments().parse_args(argv)
     missing = [s for s in a.submissions if not os.path.lexists(s)]
-    problem = f'submissions: expected notebooks or folders, got {missing[0]!r}, which does not exist' if missing else None
+    problem = None
+    if missing:
+        problem = f'submissions: expected notebooks or folders, got {missing[0]!r}, which does not exist'
     problem = problem or _output_folder('--out', Path(a.out))
     if problem:
         print(f'ganlab-grade: {problem}', file=sys.stderr)
@@ -1013,12 +1039,13 @@ def _grade_one(g: Grader, subs: list[Path], out: Path, a) -> int:
         r = g.grade(subs[0], a.seed, a.time_limit)
     else:
         names = ', '.join(clean_text(s.name) for s in subs)
-        why = 'no .ipynb file was submitted' if not subs else f'{len(subs)} notebooks were submitted ({names}): submit one'
+        why = f'{len(subs)} notebooks were submitted ({names}): submit one' if subs else 'no .ipynb file was submitted'
         r = g.grade({'cells': []}, a.seed)
         r.submission = names or '(none)'
         _not_graded(g.lab, r, f'Not graded: {why}.')
     write_results(r, out, force=True)
-    print(f'{r.submission}: {r.score:g} / {r.max_score:g} (seed {r.seed}, {r.execution_time:.1f} s) -> {out / "results.json"}')
+    where = out / 'results.json'
+    print(f'{r.submission}: {r.score:g} / {r.max_score:g} (seed {r.seed}, {r.execution_time:.1f} s) -> {where}')
     return 0
 
 def _grade_batch(g: Grader, subs: list[Path], out: Path, a) -> int:

@@ -38,9 +38,10 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> 'Limits':
-        "Defaults, with `GANLAB_SANDBOX_MEMORY_MB` / `GANLAB_SANDBOX_CPU_SECONDS` (positive integers) overriding."
+        "Defaults; `GANLAB_SANDBOX_MEMORY_MB` and `GANLAB_SANDBOX_CPU_SECONDS` (positive integers) override."
         limits = cls()
-        for field_name, variable in (('memory_mb', 'GANLAB_SANDBOX_MEMORY_MB'), ('cpu_seconds', 'GANLAB_SANDBOX_CPU_SECONDS')):
+        overrides = (('memory_mb', 'GANLAB_SANDBOX_MEMORY_MB'), ('cpu_seconds', 'GANLAB_SANDBOX_CPU_SECONDS'))
+        for field_name, variable in overrides:
             text = os.environ.get(variable)
             if not text:
                 continue
@@ -99,10 +100,11 @@ def _under(path: str, roots: tuple) -> bool:
 _REFUSED = ('subprocess.Popen', 'os.system', 'os.exec', 'os.posix_spawn', 'os.spawn', 'os.fork', 'os.forkpty',
             'pty.spawn', 'os.link', 'os.symlink', 'sys.addaudithook', 'os.chroot', 'os.setuid', 'os.setgid',
             'os.setns', 'os.unshare', 'sys.remote_exec', 'mmap.__new__', 'os.startfile', 'webbrowser.open')
-_WRITES = ('os.remove', 'os.rename', 'os.replace', 'os.rmdir', 'os.mkdir', 'os.chmod', 'os.chown', 'os.truncate',
-           'os.utime', 'os.chflags', 'os.lchflags', 'os.setxattr', 'os.removexattr', 'os.mkfifo', 'os.mknod',
-           'shutil.rmtree', 'shutil.copyfile', 'shutil.copymode', 'shutil.copystat', 'shutil.copytree', 'shutil.move',
-           'shutil.chown', 'shutil.make_archive', 'shutil.unpack_archive', 'tempfile.mkstemp', 'tempfile.mkdtemp')
+_WRITES = ('os.remove', 'os.rename', 'os.replace', 'os.rmdir', 'os.mkdir', 'os.chmod', 'os.chown',
+           'os.truncate', 'os.utime', 'os.chflags', 'os.lchflags', 'os.setxattr', 'os.removexattr',
+           'os.mkfifo', 'os.mknod', 'shutil.rmtree', 'shutil.copyfile', 'shutil.copymode', 'shutil.copystat',
+           'shutil.copytree', 'shutil.move', 'shutil.chown', 'shutil.make_archive', 'shutil.unpack_archive',
+           'tempfile.mkstemp', 'tempfile.mkdtemp')
 _READS = ('os.listdir', 'os.scandir', 'glob.glob', 'glob.glob/2', 'os.listxattr', 'os.getxattr', 'os.chdir',
           'os.walk', 'os.fwalk')
 
@@ -113,19 +115,20 @@ def make_audit_hook(work: str, read_roots: tuple, hidden: tuple):
     def hook(event, args, _work=(work,), _read=read_roots + (work, '/dev/null', '/dev/urandom', '/dev/zero'),
              _hidden=hidden, _resolve=_resolve, _under=_under, _getcwd=posix.getcwd, _getpid=posix.getpid,
              _isinstance=isinstance, _int=int, _str=str, _len=len, _bytes=bytes, _hasattr=hasattr,
-             _PermissionError=PermissionError, _WF=_WRITE_FLAGS, _refused=_REFUSED, _writes=_WRITES, _reads=_READS,
-             _self=()):
+             _PermissionError=PermissionError, _WF=_WRITE_FLAGS, _refused=_REFUSED, _writes=_WRITES,
+             _reads=_READS, _self=()):
         if event == 'open':
             path, mode, flags = args[0], args[1], args[2]
             if _isinstance(path, _int):
                 return
-            writing = (_isinstance(mode, _str) and ('w' in mode or 'a' in mode or 'x' in mode or '+' in mode)) or (
-                _isinstance(flags, _int) and flags & _WF)
+            by_mode = _isinstance(mode, _str) and ('w' in mode or 'a' in mode or 'x' in mode or '+' in mode)
+            writing = by_mode or (_isinstance(flags, _int) and flags & _WF)
             real = _resolve(path, _getcwd())
             if _under(real, _hidden):
                 raise _PermissionError(f'sandbox: access to {path!r} is not allowed')
             if writing and not (_under(real, _work) or real == '/dev/null'):
-                raise _PermissionError(f'sandbox: writing to {path!r} is not allowed (only the working folder is writable)')
+                raise _PermissionError(f'sandbox: writing to {path!r} is not allowed '
+                                       '(only the working folder is writable)')
             if not _under(real, _read):
                 raise _PermissionError(f'sandbox: reading {path!r} is not allowed')
             return
@@ -191,13 +194,15 @@ def _check_archive(data: bytes) -> None:
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise ReplyError(f'the reply is not a torch.save archive ({type(e).__name__})') from None
     stored = sum(m.file_size for m in members)
-    if any(m.compress_type != zipfile.ZIP_STORED or m.file_size != m.compress_size for m in members) or stored > len(data):
+    compressed = any(m.compress_type != zipfile.ZIP_STORED or m.file_size != m.compress_size for m in members)
+    if compressed or stored > len(data):
         raise ReplyError('the reply holds compressed data (a zip bomb is refused before it is unpacked)')
 
 # %% ../nbs/29_sandbox.ipynb #5b2e7c3d
 _PLAIN = (type(None), bool, float, complex, str)
-_TENSOR_DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64, torch.complex128,
-                  torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool}
+_TENSOR_DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64,
+                  torch.complex128, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+                  torch.bool}
 
 def check_reply(value: Any, limits: Limits) -> None:
     """Raise `ReplyError` unless `value` is plain data within `limits`: at most `max_reply_depth` levels of
@@ -218,7 +223,8 @@ def check_reply(value: Any, limits: Limits) -> None:
         if kind is torch.Tensor:
             plain = x.layout == torch.strided and x.device.type == 'cpu' and x.dtype in _TENSOR_DTYPES
             if not plain:
-                raise ReplyError(f'the reply holds a {x.layout} {x.dtype} tensor on {x.device}; expected dense CPU tensors')
+                raise ReplyError(f'the reply holds a {x.layout} {x.dtype} tensor on {x.device}; '
+                                 'expected dense CPU tensors')
             size += x.numel() * x.element_size()
         elif kind is int:
             if not -2**63 <= x < 2**63:
@@ -233,7 +239,8 @@ def check_reply(value: Any, limits: Limits) -> None:
             stack.extend((k, depth + 1) for k in x)
             stack.extend((v, depth + 1) for v in x.values())
         elif kind not in _PLAIN:
-            raise ReplyError(f'the reply holds a {kind.__module__}.{kind.__qualname__}, which is not plain data')
+            name = f'{kind.__module__}.{kind.__qualname__}'
+            raise ReplyError(f'the reply holds a {name}, which is not plain data')
         if size > max_bytes:
             raise ReplyError(f'the reply is larger than the {limits.max_reply_mb} MB allowed')
 
@@ -245,7 +252,8 @@ def _recv(fd: int, deadline: float | None = None, limits: Limits | None = None) 
         return None
     (n,) = _HEADER.unpack(head)
     if limits is not None and n > limits.max_reply_mb << 20:
-        raise ReplyError(f'the reply of {n / 2**20:.0f} MB is larger than the {limits.max_reply_mb} MB allowed')
+        raise ReplyError(f'the reply of {n / 2**20:.0f} MB is larger than the {limits.max_reply_mb} MB '
+                         'allowed')
     data = _read_exact(fd, n, deadline)
     if data is None:
         return None
@@ -277,7 +285,7 @@ def to_data(x: Any, depth: int = 0) -> Any:
             return torch.from_numpy(np.array(x, copy=True))
         if isinstance(x, np.generic):
             return x.item()
-    for kind in (bool, int, float, str):        # subclasses (an IntEnum, a str subclass) become the plain type
+    for kind in (bool, int, float, str):   # subclasses (an IntEnum, a str subclass) become the plain type
         if isinstance(x, kind):
             return kind(x)
     if isinstance(x, (list, tuple)):
@@ -321,7 +329,7 @@ def _flush() -> None:
 
 # %% ../nbs/29_sandbox.ipynb #8d3f4a21
 def _child_main() -> None:
-    "Entry point of the sandboxed child: `python -I -c 'from ganlab.sandbox import _child_main; _child_main()' REQ RESP`."
+    "The sandboxed child: `python -I -c 'from ganlab.sandbox import _child_main; _child_main()' REQ RESP`."
     import builtins, linecache, resource
     import numpy, ganlab, ganlab.core    # imported before the audit hook: their imports open many files
     request_fd, reply_fd = int(sys.argv[1]), int(sys.argv[2])
@@ -353,13 +361,14 @@ def _child_main() -> None:
         _send(reply_fd, _serve(namespace, message))
 
 def _serve(namespace: dict, message: dict) -> dict:
-    "Answer one request: call the named function (through the item's `call` source, if any) and return plain data."
+    "Answer one request: call the named function (through the item's `call` source, if any); plain data back."
     name, rid = message['function'], message['id']
     f = namespace.get(name)
     if f is None:
         return {'id': rid, 'status': 'error', 'kind': 'missing', 'message': f'`{name}` is not defined'}
     if not callable(f):
-        return {'id': rid, 'status': 'error', 'kind': 'missing', 'message': f'`{name}` is a {type(f).__name__}, not a function'}
+        text = f'`{name}` is a {type(f).__name__}, not a function'
+        return {'id': rid, 'status': 'error', 'kind': 'missing', 'message': text}
     try:
         if message.get('call'):
             scope = dict(namespace)
@@ -412,12 +421,13 @@ def _nobody_can_read(path: str) -> bool:
         return False
 
 def runtime_roots() -> list[str]:
-    """The folders the child must read, outermost only: `/usr` (shared libraries), the interpreter's installation,
-    the virtual environment, and the folders of ganlab, torch and numpy, each as written and with symlinks resolved."""
+    """The folders the child must read, outermost only: `/usr` (shared libraries), the interpreter's
+    installation, the virtual environment, and the folders of ganlab, torch and numpy, each as written
+    and with symlinks resolved."""
     import ganlab, numpy
     found = {'/usr', sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
              os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
-             os.path.dirname(ganlab.__file__), os.path.dirname(torch.__file__), os.path.dirname(numpy.__file__)}
+             *(os.path.dirname(module.__file__) for module in (ganlab, torch, numpy))}
     paths = sorted({os.path.abspath(p) for p in found} | {os.path.realpath(p) for p in found})
     roots = []
     for p in paths:
@@ -427,10 +437,12 @@ def runtime_roots() -> list[str]:
 
 # %% ../nbs/29_sandbox.ipynb #4c8e9b17
 # x86-64 numbers of the system calls a graded function never needs and an attack might
-_DENIED_SYSCALLS = {'ptrace': 101, 'syslog': 103, 'pivot_root': 155, 'acct': 163, 'mount': 165, 'umount2': 166,
-                    'swapon': 167, 'swapoff': 168, 'reboot': 169, 'init_module': 175, 'delete_module': 176,
+_DENIED_SYSCALLS = {'ptrace': 101, 'syslog': 103, 'pivot_root': 155, 'acct': 163, 'mount': 165,
+                    'umount2': 166, 'swapon': 167, 'swapoff': 168, 'reboot': 169, 'init_module': 175,
+                    'delete_module': 176,
                     'quotactl': 179, 'kexec_load': 246, 'add_key': 248, 'request_key': 249, 'keyctl': 250,
-                    'unshare': 272, 'perf_event_open': 298, 'name_to_handle_at': 303, 'open_by_handle_at': 304,
+                    'unshare': 272, 'perf_event_open': 298, 'name_to_handle_at': 303,
+                    'open_by_handle_at': 304,
                     'setns': 308, 'process_vm_readv': 310, 'process_vm_writev': 311, 'finit_module': 313,
                     'kexec_file_load': 320, 'bpf': 321, 'userfaultfd': 323, 'io_uring_setup': 425,
                     'io_uring_enter': 426, 'io_uring_register': 427, 'open_tree': 428, 'move_mount': 429,
@@ -459,7 +471,8 @@ def seccomp_program() -> bytes | None:
 
 # %% ../nbs/29_sandbox.ipynb #2f7a6d58
 _FIX = ('Install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`) and allow unprivileged user '
-        'namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0; Ubuntu 23.10+: '
+        'namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0; '
+        'Ubuntu 23.10+: '
         'kernel.apparmor_restrict_unprivileged_userns=0; Docker: --security-opt seccomp=unconfined '
         '--security-opt apparmor=unconfined). Only to try the grader on your own code: --unsafe-no-sandbox.')
 _PROBLEM: list = []
@@ -472,7 +485,7 @@ def _drop_privileges() -> list[str]:
     return ['setpriv', f'--reuid={uid}', f'--regid={gid}', '--clear-groups', '--']
 
 def sandbox_problem() -> str | None:
-    "None when bubblewrap works here (checked once per process by a trial run); else what is wrong and the fix."
+    "None when bubblewrap works here (one trial run per process); else what is wrong and the fix."
     if _PROBLEM:
         return _PROBLEM[0]
     problem = None
@@ -481,11 +494,13 @@ def sandbox_problem() -> str | None:
     if not sys.platform.startswith('linux'):
         problem = f'the sandbox needs Linux, this is {sys.platform}. ' + _FIX
     elif missing:
-        problem = f'the sandbox needs {", ".join(missing)}, not found on PATH ({"util-linux" if "bwrap" not in missing else "bubblewrap"}). ' + _FIX
+        package = 'bubblewrap' if 'bwrap' in missing else 'util-linux'
+        problem = f'the sandbox needs {", ".join(missing)}, not found on PATH ({package}). ' + _FIX
     else:
         import subprocess
-        trial = _drop_privileges() + ['bwrap', '--unshare-all', '--unshare-user', '--disable-userns', '--die-with-parent',
-                                      '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', 'true']
+        trial = _drop_privileges() + ['bwrap', '--unshare-all', '--unshare-user', '--disable-userns',
+                                      '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc',
+                                      '--dev', '/dev', '--', 'true']
         try:
             run = subprocess.run(trial, capture_output=True, text=True, timeout=30, cwd='/')
             failure = run.stderr.strip()[-300:] if run.returncode != 0 else None
@@ -504,8 +519,8 @@ def bwrap_arguments(binds: list[tuple[str, str]], hidden: list[str], limits: Lim
     (source, destination), the host's /lib-style symlinks, fresh /proc and /dev, a size-limited tmpfs /sandbox
     as the working folder, an empty read-only tmpfs over each `hidden` folder that a bind would show, and the
     root read-only."""
-    args = ['bwrap', '--unshare-all', '--unshare-user', '--disable-userns', '--die-with-parent', '--new-session',
-            '--uid', '65534', '--gid', '65534', '--hostname', 'sandbox']
+    args = ['bwrap', '--unshare-all', '--unshare-user', '--disable-userns', '--die-with-parent',
+            '--new-session', '--uid', '65534', '--gid', '65534', '--hostname', 'sandbox']
     for source, destination in binds:
         args += ['--ro-bind', source, destination]
     for top in ('/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'):
@@ -522,7 +537,7 @@ def bwrap_arguments(binds: list[tuple[str, str]], hidden: list[str], limits: Lim
     return args + ['--remount-ro', '/']     # the root itself (mount points only) read-only too
 
 def _staging_prefix(staged: list[tuple[str, str]]) -> list[str]:
-    "Commands that bind each (folder, staging folder) pair in a private mount namespace, then run what follows."
+    "Commands that bind each (folder, staging folder) pair in a private mount namespace, then run the rest."
     if not staged:
         return []
     mounts = ' && '.join(f'mount --rbind "${2 * i + 1}" "${2 * i + 2}"' for i in range(len(staged)))
@@ -533,7 +548,8 @@ def _staging_prefix(staged: list[tuple[str, str]]) -> list[str]:
 # %% ../nbs/29_sandbox.ipynb #547ca247
 _RUNNER = 'from ganlab.sandbox import _child_main; _child_main()'
 
-def sandbox_command(roots: list[str], hidden: list[str], limits: Limits, staging: Path, unsafe: bool = False) -> list[str]:
+def sandbox_command(roots: list[str], hidden: list[str], limits: Limits, staging: Path,
+                    unsafe: bool = False) -> list[str]:
     """The command line of every start of a child; `{req}`, `{resp}`, `{info}`, `{seccomp}` stand for file
     descriptors. Under root, a root that `nobody` cannot read is staged through a folder in `staging`."""
     python = [sys.executable, '-I', '-c', _RUNNER, '{req}', '{resp}']
@@ -570,8 +586,9 @@ def _rlimits(limits: Limits):
 def _environment(work: str) -> dict:
     "The child's whole environment: no PYTHONPATH, no GPU, one thread."
     return {'PATH': '/usr/local/bin:/usr/bin:/bin', 'HOME': work, 'TMPDIR': work, 'LANG': 'C.UTF-8',
-            'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1', 'CUDA_VISIBLE_DEVICES': '',
-            'MPLBACKEND': 'Agg', 'PYTHONDONTWRITEBYTECODE': '1', 'PYTHONUNBUFFERED': '1'}
+            'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1',
+            'CUDA_VISIBLE_DEVICES': '', 'MPLBACKEND': 'Agg', 'PYTHONDONTWRITEBYTECODE': '1',
+            'PYTHONUNBUFFERED': '1'}
 
 def clean_text(text: Any) -> str:
     "`text` as a string that UTF-8 can encode (lone surrogates from a hostile child become '?')."
@@ -580,7 +597,7 @@ def clean_text(text: Any) -> str:
 # %% ../nbs/29_sandbox.ipynb #0e4b7a93
 @dataclass
 class _Child:
-    "One started child: its process (bwrap's, or Python's when unsafe), its pipes, and a pidfd on its sandbox's init."
+    "One started child: its process (bwrap's; Python's if unsafe), its pipes, a pidfd on its sandbox's init."
     proc: Any
     req: int
     resp: int
@@ -605,8 +622,9 @@ def _spawn_child(command: list[str], limits: Limits, work: str, output: Path, un
     try:
         with open(output, 'wb') as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    cwd=work if unsafe else '/', env=_environment(work), pass_fds=tuple(fds.values()),
-                                    start_new_session=True, preexec_fn=_rlimits(limits))
+                                    cwd=work if unsafe else '/', env=_environment(work),
+                                    pass_fds=tuple(fds.values()), start_new_session=True,
+                                    preexec_fn=_rlimits(limits))
     except OSError as e:
         raise SandboxError(f'could not start the sandbox ({e}). ' + _FIX) from e
     finally:
@@ -618,7 +636,7 @@ def _spawn_child(command: list[str], limits: Limits, work: str, output: Path, un
     return child
 
 def _open_init(child: _Child, info_r: int, output: Path) -> int:
-    "A pidfd on the sandbox's init, from the JSON bwrap writes to `--info-fd`; `SandboxError` if bwrap failed."
+    "A pidfd on the sandbox's init, from the JSON bwrap writes to `--info-fd`; `SandboxError` if it failed."
     text = b''
     try:
         while not text.rstrip().endswith(b'}'):
@@ -630,13 +648,15 @@ def _open_init(child: _Child, info_r: int, output: Path) -> int:
     except (TimeoutError, ValueError, KeyError, OSError):
         _end_child(child)
         message = output.read_bytes()[-600:].decode('utf-8', 'replace').strip()
-        raise SandboxError(f'bubblewrap did not start the sandbox ({message or "no message"}). ' + _FIX) from None
+        why = message or 'no message'
+        raise SandboxError(f'bubblewrap did not start the sandbox ({why}). ' + _FIX) from None
     finally:
         os.close(info_r)
 
 def _end_child(child: _Child, grace: float = 10.) -> None:
     """End every process of `child`: SIGKILL to its sandbox's init, then wait until the pidfd says the whole
-    pid namespace is gone (`SandboxError` if not within `grace` s); unsafe, the process group. Closes its pipes."""
+    pid namespace is gone (`SandboxError` if not within `grace` s); unsafe, the process group. Closes the
+    pipes."""
     if child.pidfd >= 0:
         try:
             signal.pidfd_send_signal(child.pidfd, signal.SIGKILL)
@@ -667,7 +687,7 @@ class Sandbox:
     `hidden`: folders the child must never see (lab sources, results, submissions); under bubblewrap the child
     sees only `runtime_roots()` anyway, and a hidden folder inside them is covered by an empty tmpfs.
     `unsafe=True` runs without bubblewrap (rlimits, own session and the audit hook only) and says so in
-    `isolation`. `SandboxError` (naming the fix) when the sandbox cannot be set up. Use as a context manager."""
+    `isolation`. `SandboxError` (naming the fix) when the sandbox cannot be set up. A context manager."""
     def __init__(self, cells: list[str], limits: Limits | None = None, hidden=(), name: str = 'submission',
                  unsafe: bool = False):
         check(isinstance(cells, (list, tuple)) and all(isinstance(c, str) for c in cells), 'cells',
@@ -689,15 +709,15 @@ class Sandbox:
         os.chmod(self.base, 0o711)          # `nobody` may pass through to its staging folders, not list them
         self.roots = runtime_roots()
         self.command = sandbox_command(self.roots, self.hidden, self.limits, self.base, unsafe)
-        self.isolation = {'sandbox': 'none (--unsafe-no-sandbox)', 'layers': 'rlimits, own session, audit hook',
-                          'uid': os.geteuid()} if unsafe else {
+        self.isolation = {'sandbox': 'none (--unsafe-no-sandbox)', 'uid': os.geteuid(),
+                          'layers': 'rlimits, own session, audit hook'} if unsafe else {
             'sandbox': 'bubblewrap', 'uid': _nobody()[0] if os.geteuid() == 0 else os.geteuid(),
             'namespaces': 'user, pid, mount, network, ipc, uts, cgroup', 'read_only': list(self.roots),
             'writable': f'{_WORK} (tmpfs, {self.limits.tmpfs_mb} MB)',
             'seccomp': 'deny list (x86-64)' if seccomp_program() is not None else 'none on this architecture'}
 
     def _start(self) -> None:
-        "Start a child and run the graded cells; a cell that ends or hangs the process is skipped on a restart."
+        "Start a child and run the graded cells; a cell that ends or hangs the process is skipped on restart."
         deadline = time.monotonic() + self.limits.startup_timeout
         while True:
             self.starts += 1
@@ -732,7 +752,8 @@ class Sandbox:
                 break
             self._end()
             if current is None:
-                raise SandboxError(f'the sandbox did not start: {self.output_tail(1500).strip() or "no message"}')
+                why = self.output_tail(1500).strip() or 'no message'
+                raise SandboxError(f'the sandbox did not start: {why}')
             self.skip.add(current)
             self.cell_errors[current] = why
             self.restarts += 1
@@ -772,7 +793,7 @@ def _exit_text(proc) -> str:
 
 def _call(sandbox: Sandbox, function: str, inputs: dict | None = None, call: str | None = None,
           timeout: float = 10.) -> CallResult:
-    "Call `function(**inputs)` (or the source `call`'s `call(function, **inputs)`) in the child, within `timeout` seconds."
+    "Call `function(**inputs)` (or the item's `call(function, **inputs)`) in the child, within `timeout` s."
     check(isinstance(function, str) and function.isidentifier(), 'function', 'a Python identifier', function)
     sandbox.ensure_started()
     child = sandbox.child
@@ -803,17 +824,18 @@ def _call(sandbox: Sandbox, function: str, inputs: dict | None = None, call: str
         except Exception:
             pass
         how = _exit_text(child.proc)
-        return failed('crash', f'the process ended during the call ({how}): os._exit, a crash, or a resource limit '
-                               '(memory, CPU time)')
-    if not isinstance(reply, dict) or reply.get('id') != sandbox._id or reply.get('status') not in ('ok', 'error'):
+        return failed('crash', f'the process ended during the call ({how}): os._exit, a crash, or a resource '
+                               'limit (memory, CPU time)')
+    follows = isinstance(reply, dict) and reply.get('id') == sandbox._id
+    if not follows or reply.get('status') not in ('ok', 'error'):
         return failed('bad_output', 'the reply did not follow the protocol')
     dt = time.monotonic() - t0
     if reply['status'] == 'ok':
         return CallResult(True, value=reply.get('value'), seconds=dt)
     if reply.get('restart'):
         sandbox._end()                 # a full output file: start afresh next time
-    return CallResult(False, kind=clean_text(reply.get('kind', 'exception')), error=clean_text(reply.get('message', ''))[:2000],
-                      seconds=dt)
+    kind = clean_text(reply.get('kind', 'exception'))
+    return CallResult(False, kind=kind, error=clean_text(reply.get('message', ''))[:2000], seconds=dt)
 
 def _ensure_started(sandbox: Sandbox) -> None:
     "Start (or restart, with the same command) the child if it is not running."
@@ -825,7 +847,7 @@ def _ensure_started(sandbox: Sandbox) -> None:
     sandbox._start()
 
 def _output_tail(sandbox: Sandbox, n: int | None = None) -> str:
-    "The last `n` bytes (default `limits.output_kb` KB) of everything the child printed, over all its restarts."
+    "The last `n` bytes (default `limits.output_kb` KB) of all the child printed, over all its restarts."
     n = n or sandbox.limits.output_kb * 1024
     chunks, left = [], n
     for path in reversed(sandbox._outputs):

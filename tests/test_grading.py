@@ -568,6 +568,9 @@ def test_gradescope_mode_and_zip(lab_env, tmp_path):
         assert {'setup.sh', 'run_autograder', 'pyproject.toml', 'constraints.txt', 'ganlab/grading.py', 'ganlab/sandbox.py',
                 'nbs/labs/lab7_fixture.ipynb', 'LAB'} <= names
         assert f.read('LAB').decode().strip() == 'lab7_fixture' and (f.getinfo('run_autograder').external_attr >> 16) & 0o111
+        setup, run = f.read('setup.sh').decode(), f.read('run_autograder').decode()
+        assert 'apt-get install' in setup and ' bubblewrap ' in setup and 'sandbox_problem' in setup
+        assert '--unsafe-no-sandbox' not in run.replace('Never add\n# --unsafe-no-sandbox', '')
 
 
 @needs_sandbox
