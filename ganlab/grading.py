@@ -1011,6 +1011,7 @@ def grade_main(argv: list[str] | None = None) -> int:
         return 2
     try:
         lab = load_lab(find_lab(a.lab, a.labs_dir))
+        limits = Limits.from_env()
     except (ValueError, LabFormatError) as e:
         print(f'ganlab-grade: {clean_text(e)}', file=sys.stderr)
         return 2
@@ -1022,7 +1023,7 @@ def grade_main(argv: list[str] | None = None) -> int:
     subs = _notebooks(a.submissions)
     hidden = [out.resolve(), *a.hide, *{s.resolve().parent for s in subs}]
     single = a.gradescope or (len(subs) == 1 and not Path(a.submissions[0]).is_dir())
-    with Grader(lab, hidden=hidden, unsafe=a.unsafe_no_sandbox) as g:
+    with Grader(lab, hidden=hidden, limits=limits, unsafe=a.unsafe_no_sandbox) as g:
         if single:
             return _grade_one(g, subs, out, a)
         return _grade_batch(g, subs, out, a)
@@ -1057,7 +1058,11 @@ def _grade_batch(g: Grader, subs: list[Path], out: Path, a) -> int:
         return 3
     results = []
     for s, folder in zip(subs, folders):
-        r = g.grade(s, a.seed, a.time_limit)
+        try:
+            r = g.grade(s, a.seed, a.time_limit)
+        except Exception as e:          # a bug of the grader's: this submission gets an error, the batch goes on
+            r = _not_graded(g.lab, GradeResult(g.lab.name, s.name, a.seed or 0, []),
+                            f'Grading error (not your fault; tell the instructors): {type(e).__name__}: {e}', 'error')
         r.submission = clean_text(s.name)
         results.append(r)
         try:

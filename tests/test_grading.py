@@ -501,6 +501,12 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(lab_env, tmp_path, cap
               (assign_main, ['--labs-dir', str(lab.parent), '--gradescope', '7', str(tmp_path)], '--gradescope: expected a zip file name'),
               (assign_main, ['--labs-dir', str(lab.parent), '--gradescope', '9', str(tmp_path / 'x.zip')], "lab: expected one of")]
     before = sorted(p.name for p in tmp_path.iterdir())
+    os.environ['GANLAB_SANDBOX_MEMORY_MB'] = 'lots'
+    try:
+        assert grade_main([str(lab), '--lab', str(lab), '--out', str(out)]) == 2
+    finally:
+        del os.environ['GANLAB_SANDBOX_MEMORY_MB']
+    assert capsys.readouterr().err == "ganlab-grade: GANLAB_SANDBOX_MEMORY_MB: expected a positive integer, got 'lots'\n"
     for main, argv, message in cases:
         assert _exit_status(main, argv) == 2, argv
         err = capsys.readouterr().err
