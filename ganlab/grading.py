@@ -19,12 +19,14 @@ from .sandbox import clean_text, sandbox_problem
 # %% auto #0
 __all__ = ['GRADED', 'MAX_NOTEBOOK_MB', 'Item', 'summarize', 'call_signature', 'compare', 'expect_close', 'expect',
            'LabFormatError', 'SubmissionError', 'source_of', 'is_graded', 'lab_regions', 'strip_lab_cell',
-           'read_notebook', 'new_notebook', 'notebook_bytes', 'student_notebook', 'Lab', 'load_lab_markers', 'load_lab',
-           'strip_hidden', 'labs_dir', 'lab_sources', 'find_lab', 'assign', 'ItemResult', 'GradeResult',
+           'read_notebook', 'new_notebook', 'notebook_bytes', 'student_notebook', 'Lab', 'load_lab_markers',
+           'strip_hidden', 'load_lab', 'labs_dir', 'lab_sources', 'find_lab', 'assign', 'ItemResult', 'GradeResult',
            'submission_cells', 'trial_seed', 'grade_item', 'Grader', 'grade', 'write_results', 'write_csv',
            'time_reference_grading', 'gradescope_zip', 'assign_main', 'grade_main']
 
 # %% ../nbs/30_grading.ipynb #ddb12645
+_VISIBILITIES = ('visible', 'hidden', 'after_due_date', 'after_published')
+
 @dataclass
 class Item:
     "One graded behaviour of a lab: the function to call, its inputs, and how to compare the output."
@@ -40,21 +42,27 @@ class Item:
     trials: int = 3
     timeout: float = 10.
     hint: str = ''
-    visibility: str = 'visible'          # Gradescope: 'visible', 'after_due_date', 'after_published', 'hidden'
+    visibility: str = 'visible'          # Gradescope: one of _VISIBILITIES
 
     def __post_init__(self):
         check(isinstance(self.name, str) and self.name.strip() != '', 'name', 'a non-empty string', self.name)
-        if self.function is None: self.function = self.name
-        check(isinstance(self.function, str) and self.function.isidentifier(), 'function', 'a Python identifier', self.function)
-        check(isinstance(self.points, (int, float)) and self.points >= 0, 'points', 'a number >= 0', self.points)
+        if self.function is None:
+            self.function = self.name
+        check(isinstance(self.function, str) and self.function.isidentifier(), 'function', 'a Python identifier',
+              self.function)
+        number = (int, float)
+        check(isinstance(self.points, number) and self.points >= 0, 'points', 'a number >= 0', self.points)
         check(isinstance(self.trials, int) and self.trials >= 1, 'trials', 'an int >= 1', self.trials)
-        check(isinstance(self.timeout, (int, float)) and self.timeout > 0, 'timeout', 'a positive number of seconds', self.timeout)
-        check(self.inputs is None or callable(self.inputs), 'inputs', 'a callable generator -> dict, or None', self.inputs)
-        check(self.score is None or callable(self.score), 'score', 'a callable (out, ref, inputs) -> (fraction, message)', self.score)
+        check(isinstance(self.timeout, number) and self.timeout > 0, 'timeout', 'a positive number of seconds',
+              self.timeout)
+        check(self.inputs is None or callable(self.inputs), 'inputs', 'a callable generator -> dict, or None',
+              self.inputs)
+        check(self.score is None or callable(self.score), 'score',
+              'a callable (out, ref, inputs) -> (fraction, message)', self.score)
         check(self.reference or self.score is not None, 'score', 'a score callable when reference=False', self.score)
         check(self.call is None or (isinstance(self.call, str) and 'def call' in self.call), 'call',
               "source text defining `def call(f, **inputs)`", self.call)
-        check(self.visibility in ('visible', 'hidden', 'after_due_date', 'after_published'), 'visibility',
+        check(self.visibility in _VISIBILITIES, 'visibility',
               "'visible', 'hidden', 'after_due_date' or 'after_published'", self.visibility)
 
 # %% ../nbs/30_grading.ipynb #fe018aff
@@ -70,7 +78,9 @@ def summarize(x: Any, width: int = 60) -> str:
         if t.is_floating_point() or t.is_complex():
             f = t.float() if not t.is_complex() else t.abs().float()
             fin = f[torch.isfinite(f)]
-            rng = f'in [{_num(fin.min().item())}, {_num(fin.max().item())}]' if fin.numel() else 'all non-finite'
+            rng = 'all non-finite'
+            if fin.numel():
+                rng = f'in [{_num(fin.min().item())}, {_num(fin.max().item())}]'
             bad = (~torch.isfinite(f)).sum().item()
             return f'tensor({shape}, {str(t.dtype)[6:]}, {rng}' + (f', {bad} non-finite)' if bad else ')')
         return f'tensor({shape}, {str(t.dtype)[6:]}, in [{t.min().item()}, {t.max().item()}])'
@@ -97,76 +107,101 @@ def call_signature(function: str, inputs: dict | None) -> str:
     return f'{function}({args})'
 
 # %% ../nbs/30_grading.ipynb #56edb247
-def compare(actual: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e-5, where: str = '') -> tuple[bool, str]:
+def _as_tensor_pair(actual: Any, expected: Any, at: str) -> tuple[Any, Any, str]:
+    "Both sides as tensors when one is a tensor and the other a number with one element; else a message."
+    if not isinstance(actual, torch.Tensor):
+        number = isinstance(actual, (int, float)) and not isinstance(actual, bool)
+        if not (number and expected.numel() == 1):
+            return None, None, f'expected a tensor{at}, got {type(actual).__name__} {summarize(actual)}'
+        actual = torch.tensor(float(actual))
+    if not isinstance(expected, torch.Tensor):
+        if not (isinstance(expected, (int, float)) and actual.numel() == 1):
+            got = summarize(actual)
+            return None, None, f'expected {type(expected).__name__} {summarize(expected)}{at}, got a tensor {got}'
+        expected = torch.tensor(float(expected))
+    return actual.detach().cpu(), expected.detach().cpu(), ''
+
+def _compare_tensors(actual: Any, expected: Any, rtol: float, atol: float, at: str) -> tuple[bool, str]:
+    "`compare` for tensors: shape, dtype kind, NaN and infinity positions, then |a - e| <= atol + rtol |e|."
+    a, e, message = _as_tensor_pair(actual, expected, at)
+    if message:
+        return False, message
+    if a.shape != e.shape:
+        return False, f'expected shape {tuple(e.shape)}{at}, got shape {tuple(a.shape)}'
+    if e.dtype == torch.bool or a.dtype == torch.bool:
+        if a.dtype != e.dtype:
+            return False, f'expected dtype {e.dtype}{at}, got {a.dtype}'
+        bad = int((a != e).sum())
+        return bad == 0, f'{bad} of {e.numel()} entries differ{at}' if bad else ''
+    if a.is_complex() != e.is_complex():
+        return False, f'expected dtype {e.dtype}{at}, got {a.dtype}'
+    a = a if a.is_complex() else a.double()
+    e = e if e.is_complex() else e.double()
+    if e.numel() == 0:
+        return True, ''
+    nan_a, nan_e = torch.isnan(a), torch.isnan(e)
+    if (nan_e != nan_a).any():
+        n = int((nan_e != nan_a).sum())
+        return False, f'{n} entries are NaN in one and not the other{at} (got {summarize(actual)})'
+    a0, e0 = a.masked_fill(nan_a, 0), e.masked_fill(nan_e, 0)
+    inf = torch.isinf(e0) | torch.isinf(a0)
+    if (a0[inf] != e0[inf]).any():
+        return False, f'infinite entries differ{at}: expected {summarize(expected)}, got {summarize(actual)}'
+    diff = (a0 - e0).abs().masked_fill(inf, 0)
+    tol = atol + rtol * e0.abs().masked_fill(inf, 0)
+    over = diff > tol
+    if not over.any():
+        return True, ''
+    i = int((diff - tol).reshape(-1).argmax())
+    worst = f'(|diff| {diff.reshape(-1)[i].item():.3g} > tol {tol.reshape(-1)[i].item():.2g})'
+    want, got = _num(e.reshape(-1)[i].item()), _num(a.reshape(-1)[i].item())
+    if e.numel() == 1:
+        return False, f'expected {want}{at}, got {got} {worst}'
+    index = [int(j) for j in torch.unravel_index(torch.tensor(i), e.shape)]
+    return False, (f'{int(over.sum())} of {e.numel()} values differ{at}; worst at index {index}: expected {want}, '
+                   f'got {got} {worst}; expected {summarize(expected)}, got {summarize(actual)}')
+
+# %% ../nbs/30_grading.ipynb #9a7e2c41
+def compare(actual: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e-5,
+            where: str = '') -> tuple[bool, str]:
     "`(True, '')` when `actual` matches `expected` within tolerance, else `(False, what differs)`."
     at = f' at {where}' if where else ''
+    got = f'{type(actual).__name__} {summarize(actual)}'
     if isinstance(expected, torch.Tensor) or isinstance(actual, torch.Tensor):
-        if not isinstance(actual, torch.Tensor):
-            if isinstance(actual, (int, float)) and not isinstance(actual, bool) and expected.numel() == 1:
-                actual = torch.tensor(float(actual))
-            else: return False, f'expected a tensor{at}, got {type(actual).__name__} {summarize(actual)}'
-        if not isinstance(expected, torch.Tensor):
-            if isinstance(expected, (int, float)) and actual.numel() == 1: expected = torch.tensor(float(expected))
-            else: return False, f'expected {type(expected).__name__} {summarize(expected)}{at}, got a tensor {summarize(actual)}'
-        a, e = actual.detach().cpu(), expected.detach().cpu()
-        if a.shape != e.shape:
-            return False, f'expected shape {tuple(e.shape)}{at}, got shape {tuple(a.shape)}'
-        if e.dtype == torch.bool or a.dtype == torch.bool:
-            if a.dtype != e.dtype: return False, f'expected dtype {e.dtype}{at}, got {a.dtype}'
-            bad = (a != e)
-            if bad.any(): return False, f'{int(bad.sum())} of {e.numel()} entries differ{at}'
-            return True, ''
-        if a.is_complex() != e.is_complex(): return False, f'expected dtype {e.dtype}{at}, got {a.dtype}'
-        a, e = a.double() if not a.is_complex() else a, e.double() if not e.is_complex() else e
-        if e.numel() == 0: return True, ''
-        nan_e, nan_a = torch.isnan(e), torch.isnan(a)
-        if (nan_e != nan_a).any():
-            n = int((nan_e != nan_a).sum())
-            return False, f'{n} entries are NaN in one and not the other{at} (got {summarize(actual)})'
-        a0, e0 = a.masked_fill(nan_a, 0), e.masked_fill(nan_e, 0)
-        inf = torch.isinf(e0) | torch.isinf(a0)
-        if (a0[inf] != e0[inf]).any(): return False, f'infinite entries differ{at}: expected {summarize(expected)}, got {summarize(actual)}'
-        diff = (a0 - e0).abs().masked_fill(inf, 0)
-        tol = atol + rtol * e0.abs().masked_fill(inf, 0)
-        over = diff > tol
-        if over.any():
-            i = int((diff - tol).reshape(-1).argmax())
-            d, tl = diff.reshape(-1)[i].item(), tol.reshape(-1)[i].item()
-            if e.numel() == 1:
-                return False, f'expected {_num(e.item())}{at}, got {_num(a.item())} (|diff| {d:.3g} > tol {tl:.2g})'
-            idx = tuple(int(j) for j in torch.unravel_index(torch.tensor(i), e.shape))
-            return False, (f'{int(over.sum())} of {e.numel()} values differ{at}; worst at index {list(idx)}: expected '
-                           f'{_num(e.reshape(-1)[i].item())}, got {_num(a.reshape(-1)[i].item())} (|diff| {d:.3g} > tol {tl:.2g}); '
-                           f'expected {summarize(expected)}, got {summarize(actual)}')
-        return True, ''
+        return _compare_tensors(actual, expected, rtol, atol, at)
     if isinstance(expected, bool) or isinstance(actual, bool) or expected is None or isinstance(expected, str):
         ok = type(actual) is type(expected) and actual == expected
         return ok, '' if ok else f'expected {summarize(expected)}{at}, got {summarize(actual)}'
     if isinstance(expected, (int, float)):
-        if not isinstance(actual, (int, float)): return False, f'expected a number{at}, got {type(actual).__name__} {summarize(actual)}'
+        if not isinstance(actual, (int, float)):
+            return False, f'expected a number{at}, got {got}'
         return compare(torch.tensor(float(actual)), torch.tensor(float(expected)), rtol, atol, where)
     if isinstance(expected, (list, tuple)):
-        if not isinstance(actual, (list, tuple)): return False, f'expected a {type(expected).__name__} of {len(expected)}{at}, got {type(actual).__name__} {summarize(actual)}'
-        if len(actual) != len(expected): return False, f'expected {len(expected)} elements{at}, got {len(actual)}'
-        for i, (a, e) in enumerate(zip(actual, expected)):
-            ok, msg = compare(a, e, rtol, atol, f'{where}[{i}]')
-            if not ok: return ok, msg
-        return True, ''
-    if isinstance(expected, dict):
-        if not isinstance(actual, dict): return False, f'expected a dict{at}, got {type(actual).__name__} {summarize(actual)}'
+        if not isinstance(actual, (list, tuple)):
+            return False, f'expected a {type(expected).__name__} of {len(expected)}{at}, got {got}'
+        if len(actual) != len(expected):
+            return False, f'expected {len(expected)} elements{at}, got {len(actual)}'
+        pairs = [(a, e, f'{where}[{i}]') for i, (a, e) in enumerate(zip(actual, expected))]
+    elif isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return False, f'expected a dict{at}, got {got}'
         if set(actual) != set(expected):
             return False, f'expected keys {sorted(map(str, expected))}{at}, got {sorted(map(str, actual))}'
-        for k in expected:
-            ok, msg = compare(actual[k], expected[k], rtol, atol, f'{where}[{k!r}]')
-            if not ok: return ok, msg
-        return True, ''
-    ok = actual == expected
-    return bool(ok), '' if ok else f'expected {summarize(expected)}{at}, got {summarize(actual)}'
+        pairs = [(actual[k], expected[k], f'{where}[{k!r}]') for k in expected]
+    else:
+        ok = actual == expected
+        return bool(ok), '' if ok else f'expected {summarize(expected)}{at}, got {summarize(actual)}'
+    for a, e, place in pairs:
+        ok, message = compare(a, e, rtol, atol, place)
+        if not ok:
+            return ok, message
+    return True, ''
 
 # %% ../nbs/30_grading.ipynb #15e63e4c
 def _hinted(msg: str, hint: str) -> str: return f'{msg}\nHint: {hint}' if hint else msg
 
-def expect_close(actual: Any, expected: Any, *, call: str, rtol: float = 1e-4, atol: float = 1e-6, hint: str = '') -> None:
+def expect_close(actual: Any, expected: Any, *, call: str, rtol: float = 1e-4, atol: float = 1e-6,
+                 hint: str = '') -> None:
     "Raise `AssertionError('<call>: expected ..., got ...\\nHint: ...')` unless `actual` is close to `expected`."
     ok, msg = compare(actual, expected, rtol, atol)
     if not ok: raise AssertionError(_hinted(f'{call}: {msg}', hint))
@@ -196,52 +231,69 @@ def source_of(cell: dict) -> str:
 
 def is_graded(cell: dict) -> bool:
     "A code cell whose first line is `#| graded`."
-    return cell.get('cell_type') == 'code' and source_of(cell).lstrip('\ufeff').split('\n', 1)[0].rstrip() == GRADED
+    first = source_of(cell).lstrip('\ufeff').split('\n', 1)[0]
+    return cell.get('cell_type') == 'code' and first.rstrip() == GRADED
+
+def _solution_hint(match: re.Match, line: str, where: str) -> str:
+    "The hint of a `### BEGIN SOLUTION hint: text` line ('' without one); `LabFormatError` for anything else."
+    rest = match['rest'].strip()
+    if rest and not rest.startswith('hint:'):
+        raise LabFormatError(f'{where}: expected `### BEGIN SOLUTION` or `### BEGIN SOLUTION hint: text`, '
+                             f'got {line.strip()!r}')
+    return rest[5:].strip()
 
 def lab_regions(source: str, where: str, code: bool = True) -> list[tuple[str, int, int, str]]:
     "`(kind, begin line, end line, hint)` for each solution/hidden region of a cell, checking that they balance."
     regions, open_ = [], None
     for i, line in enumerate(source.split('\n')):
+        here = f'{where}: line {i + 1}'
         m = _SOL_BEGIN.match(line)
         kind = 'solution' if m else 'hidden' if _HID_BEGIN.match(line) else None
         if kind:
-            if open_: raise LabFormatError(f'{where}: line {i + 1}: BEGIN {kind.upper()} inside the {open_[0]} region opened on line {open_[1] + 1} (regions cannot nest)')
-            if kind == 'hidden' and not code: raise LabFormatError(f'{where}: hidden tests outside a code cell')
-            hint = ''
-            if m:
-                rest = m['rest'].strip()
-                if rest:
-                    if not rest.startswith('hint:'): raise LabFormatError(f'{where}: line {i + 1}: expected `### BEGIN SOLUTION` or `### BEGIN SOLUTION hint: text`, got {line.strip()!r}')
-                    hint = rest[5:].strip()
-            open_ = (kind, i, hint)
+            if open_:
+                raise LabFormatError(f'{here}: BEGIN {kind.upper()} inside the {open_[0]} region opened on line '
+                                     f'{open_[1] + 1} (regions cannot nest)')
+            if kind == 'hidden' and not code:
+                raise LabFormatError(f'{where}: hidden tests outside a code cell')
+            open_ = (kind, i, _solution_hint(m, line, here) if m else '')
             continue
         end = 'solution' if _SOL_END.match(line) else 'hidden' if _HID_END.match(line) else None
         if end:
             if not open_ or open_[0] != end:
-                raise LabFormatError(f'{where}: line {i + 1}: END {end.upper()} without a matching BEGIN')
-            regions.append((end, open_[1], i, open_[2])); open_ = None
-    if open_: raise LabFormatError(f'{where}: line {open_[1] + 1}: BEGIN {open_[0].upper()} is never closed (unbalanced markers)')
+                raise LabFormatError(f'{here}: END {end.upper()} without a matching BEGIN')
+            regions.append((end, open_[1], i, open_[2]))
+            open_ = None
+    if open_:
+        raise LabFormatError(f'{where}: line {open_[1] + 1}: BEGIN {open_[0].upper()} is never closed '
+                             '(unbalanced markers)')
     return regions
 
 # %% ../nbs/30_grading.ipynb #88a983d7
-def _py_str(s: str) -> str: return '"' + s.replace('\\', '\\\\').replace('"', '\\"') + '"'
+def _py_str(s: str) -> str:
+    "`s` as a double-quoted Python string literal."
+    return '"' + s.replace('\\', '\\\\').replace('"', '\\"') + '"'
 
 def strip_lab_cell(source: str, where: str = 'cell', code: bool = True) -> str:
     "The student version of a cell's source."
     regions = lab_regions(source, where, code)
-    if not regions: return source
-    lines, out, skip_to = source.split('\n'), [], -1
-    starts = {b: (kind, e, hint) for kind, b, e, hint in regions}
-    for i, line in enumerate(lines):
-        if i <= skip_to: continue
-        if i in starts:
-            kind, e, hint = starts[i]; skip_to = e
-            if kind == 'solution':
-                indent = _SOL_BEGIN.match(line)['indent']
-                if code: out += [f'{indent}# YOUR CODE HERE', f'{indent}raise NotImplementedError({_py_str(hint) if hint else ""})']
-                else: out.append(f'{indent}YOUR ANSWER HERE' + (f' ({hint})' if hint else ''))
+    if not regions:
+        return source
+    starts = {begin: (kind, end, hint) for kind, begin, end, hint in regions}
+    out, skip_to = [], -1
+    for i, line in enumerate(source.split('\n')):
+        if i <= skip_to:
             continue
-        out.append(line)
+        if i not in starts:
+            out.append(line)
+            continue
+        kind, skip_to, hint = starts[i]
+        if kind == 'hidden':
+            continue
+        indent = _SOL_BEGIN.match(line)['indent']
+        if code:
+            out += [f'{indent}# YOUR CODE HERE', f'{indent}raise NotImplementedError({_py_str(hint) if hint else ""})']
+        else:
+            out.append(f'{indent}YOUR ANSWER HERE' + (f' ({hint})' if hint else ''))
     return '\n'.join(out)
 
 # %% ../nbs/30_grading.ipynb #87e61ffa
@@ -382,29 +434,62 @@ class Lab:
     def max_score(self) -> float: return float(sum(i.points for i in self.grading))
 
 def _hidden_sources(nb: dict, name: str) -> list[tuple[int, str]]:
+    "(cell index, source) of every hidden-test region of a lab."
     found = []
     for i, c in enumerate(nb['cells']):
         src = source_of(c)
-        regions = lab_regions(src, f'{name}: cell {i}', c.get('cell_type') == 'code')
         lines = src.split('\n')
-        for kind, b, e, _ in regions:
-            if kind == 'hidden': found.append((i, '\n'.join(lines[b + 1:e])))
+        for kind, begin, end, _ in lab_regions(src, f'{name}: cell {i}', c.get('cell_type') == 'code'):
+            if kind == 'hidden':
+                found.append((i, '\n'.join(lines[begin + 1:end])))
     return found
 
 def load_lab_markers(nb: dict, name: str) -> tuple[int, str]:
     """Check a lab's markers (every cell), that it has at least one graded cell and exactly one GRADING list;
     returns that list's cell index and source. Used by `assign` (no code runs) and by `load_lab`."""
     defs = [(i, s) for i, s in _hidden_sources(nb, name) if _GRADING_DEF.search(textwrap.dedent(s))]
-    if not defs: raise LabFormatError(f'{name}: no `GRADING = [...]` list inside a `### BEGIN HIDDEN TESTS` region of a code cell')
-    if len(defs) > 1: raise LabFormatError(f'{name}: cells {[i for i, _ in defs]}: more than one GRADING list (there must be exactly one)')
-    if not any(is_graded(c) for c in nb['cells']): raise LabFormatError(f'{name}: no code cell starts with `{GRADED}`')
+    if not defs:
+        raise LabFormatError(f'{name}: no `GRADING = [...]` list inside a `### BEGIN HIDDEN TESTS` region of a '
+                             'code cell')
+    if len(defs) > 1:
+        cells = [i for i, _ in defs]
+        raise LabFormatError(f'{name}: cells {cells}: more than one GRADING list (there must be exactly one)')
+    if not any(is_graded(c) for c in nb['cells']):
+        raise LabFormatError(f'{name}: no code cell starts with `{GRADED}`')
     return defs[0]
+
+def _is_item(x) -> bool:
+    "An `Item`, also from another copy of this module (a notebook's own definitions next to the package's)."
+    duck = type(x).__name__ == 'Item' and all(hasattr(x, a) for a in ('function', 'inputs', 'trials', 'score'))
+    return isinstance(x, Item) or duck
+
+def strip_hidden(source: str) -> str:
+    "A cell's source without its hidden-test regions (solution regions kept)."
+    out, skip = [], False
+    for line in source.split('\n'):
+        if _HID_BEGIN.match(line):
+            skip = True
+        elif _HID_END.match(line):
+            skip = False
+        elif not skip:
+            out.append(line)
+    return '\n'.join(out)
+
+# %% ../nbs/30_grading.ipynb #5c9e0a12
+def _run_lab_code(source: str, name: str, cell: int, namespace: dict, what: str) -> None:
+    "Execute a lab's own code (cell `cell` of notebook `name`) in the grader; `LabFormatError` if it raises."
+    try:
+        exec(compile(source, f'{name} cell {cell}', 'exec'), namespace)
+    except Exception as e:
+        raise LabFormatError(f'{name}: cell {cell}: {what} raised {type(e).__name__}: {e}') from e
 
 def load_lab(path: str | os.PathLike) -> Lab:
     "Parse and check a lab source; build its `GRADING` list. `LabFormatError` names the notebook and cell."
     path = Path(path)
-    try: nb = read_notebook(path, max_mb=200)
-    except SubmissionError as e: raise LabFormatError(str(e)) from None
+    try:
+        nb = read_notebook(path, max_mb=200)
+    except SubmissionError as e:
+        raise LabFormatError(str(e)) from None
     name = path.name
     cell, tests = load_lab_markers(nb, name)
     graded = [(i, c) for i, c in enumerate(nb['cells']) if is_graded(c)]
@@ -412,34 +497,21 @@ def load_lab(path: str | os.PathLike) -> Lab:
     ns: dict = {'__name__': f'ganlab_lab_{path.stem}'}
     exec('import math, torch, numpy as np, ganlab\nfrom torch import nn\nimport torch.nn.functional as F', ns)
     for (i, _), src in zip(graded, reference):
-        try: exec(compile(src, f'{name} cell {i}', 'exec'), ns)
-        except Exception as e: raise LabFormatError(f'{name}: cell {i}: the reference cell raised {type(e).__name__}: {e}') from e
-    try: exec(compile(textwrap.dedent(tests), f'{name} cell {cell}', 'exec'), ns)
-    except Exception as e: raise LabFormatError(f'{name}: cell {cell}: the hidden tests raised {type(e).__name__}: {e}') from e
+        _run_lab_code(src, name, i, ns, 'the reference cell')
+    _run_lab_code(textwrap.dedent(tests), name, cell, ns, 'the hidden tests')
     items = ns.get('GRADING')
+    where = f'{name}: cell {cell}'
     if not isinstance(items, (list, tuple)) or not items or not all(_is_item(it) for it in items):
-        raise LabFormatError(f'{name}: cell {cell}: GRADING must be a non-empty list of ganlab.grading.Item, got {summarize(items)}')
+        raise LabFormatError(f'{where}: GRADING must be a non-empty list of ganlab.grading.Item, got {summarize(items)}')
     names = [it.name for it in items]
-    if len(set(names)) != len(names): raise LabFormatError(f'{name}: cell {cell}: item names repeat: {names}')
-    defined = {m[1] for m in re.finditer(r'^(?:def|class)\s+(\w+)|^(\w+)\s*=', '\n'.join(reference), re.M)} | \
-              {m[2] for m in re.finditer(r'^(?:def|class)\s+(\w+)|^(\w+)\s*=', '\n'.join(reference), re.M)}
+    if len(set(names)) != len(names):
+        raise LabFormatError(f'{where}: item names repeat: {names}')
+    definitions = re.finditer(r'^(?:def|class)\s+(\w+)|^(\w+)\s*=', '\n'.join(reference), re.M)
+    defined = {m[1] or m[2] for m in definitions}
     for it in items:
         if it.function not in defined:
-            raise LabFormatError(f'{name}: cell {cell}: item {it.name!r} grades `{it.function}`, which no `{GRADED}` cell defines')
+            raise LabFormatError(f'{where}: item {it.name!r} grades `{it.function}`, which no `{GRADED}` cell defines')
     return Lab(path, reference, [_cell_id(c, i) for i, c in graded], list(items))
-
-def _is_item(x) -> bool:
-    # also accepts an Item from another copy of this module (a notebook's own definitions next to the package's)
-    return isinstance(x, Item) or (type(x).__name__ == 'Item' and all(hasattr(x, a) for a in ('function', 'inputs', 'trials', 'score')))
-
-def strip_hidden(source: str) -> str:
-    "A cell's source without its hidden-test regions (solution regions kept)."
-    lines, out, skip = source.split('\n'), [], False
-    for line in lines:
-        if _HID_BEGIN.match(line): skip = True; continue
-        if _HID_END.match(line): skip = False; continue
-        if not skip: out.append(line)
-    return '\n'.join(out)
 
 # %% ../nbs/30_grading.ipynb #e1c3f905
 def _package_dir() -> Path:
@@ -463,7 +535,8 @@ def lab_sources(directory: str | os.PathLike | None = None) -> list[Path]:
 
 def find_lab(lab: str | int | os.PathLike, directory: str | os.PathLike | None = None) -> Path:
     "The lab source named by `lab` (a number, `labN`, a short name, a file name, or a path)."
-    if isinstance(lab, os.PathLike) or (isinstance(lab, str) and lab.endswith('.ipynb') and Path(lab).is_file()):
+    a_file = isinstance(lab, str) and lab.endswith('.ipynb') and Path(lab).is_file()
+    if isinstance(lab, os.PathLike) or a_file:
         return Path(lab)
     labs = lab_sources(directory)
     key = str(lab).strip().lower().removesuffix('.ipynb')
@@ -481,27 +554,39 @@ def find_lab(lab: str | int | os.PathLike, directory: str | os.PathLike | None =
 # %% ../nbs/30_grading.ipynb #b901cbaa
 def assign(sources: list[str | os.PathLike] | None = None, out: str | os.PathLike | None = None,
            directory: str | os.PathLike | None = None, check_only: bool = False) -> dict[str, list[str]]:
-    "Write (or with `check_only`, compare) the student versions; returns `{'written'|'stale'|'missing'|'extra': [names]}`."
+    """Write (or with `check_only`, compare) the student versions; returns
+    `{'written'|'unchanged'|'stale'|'missing'|'extra': [names]}`."""
     sources = [Path(s) for s in sources] if sources else lab_sources(directory)
     outdir = Path(out) if out else (sources[0].parent if sources else labs_dir(directory)) / 'student'
     report = {'written': [], 'unchanged': [], 'stale': [], 'missing': [], 'extra': []}
     expected = set()
     for src in sources:
-        try: nb = read_notebook(src, max_mb=200)
-        except SubmissionError as e: raise LabFormatError(str(e)) from None
+        try:
+            nb = read_notebook(src, max_mb=200)
+        except SubmissionError as e:
+            raise LabFormatError(str(e)) from None
         load_lab_markers(nb, src.name)
         data = notebook_bytes(student_notebook(nb, src.name))
-        target = outdir / src.name; expected.add(src.name)
+        target = outdir / src.name
+        expected.add(src.name)
         old = target.read_bytes() if target.exists() else None
-        if old == data: report['unchanged'].append(src.name); continue
-        if check_only: report['missing' if old is None else 'stale'].append(src.name); continue
-        outdir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(target, data); report['written'].append(src.name)
-        mask = os.umask(0); os.umask(mask); os.chmod(target, 0o666 & ~mask)   # an ordinary file, not mkstemp's 0600
+        if old == data:
+            report['unchanged'].append(src.name)
+        elif check_only:
+            report['missing' if old is None else 'stale'].append(src.name)
+        else:
+            outdir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(target, data)
+            report['written'].append(src.name)
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(target, 0o666 & ~mask)   # an ordinary file, not mkstemp's 0600
     notest = outdir / '.notest'
-    if not notest.exists():
-        if check_only: report['missing'].append('.notest')
-        else: outdir.mkdir(parents=True, exist_ok=True); notest.write_text('')
+    if not notest.exists() and check_only:
+        report['missing'].append('.notest')
+    elif not notest.exists():
+        outdir.mkdir(parents=True, exist_ok=True)
+        notest.write_text('')
     if outdir.is_dir():           # student versions whose source is gone
         all_sources = {p.name for p in lab_sources(sources[0].parent if sources else directory)} | expected
         report['extra'] = sorted(p.name for p in outdir.glob('*.ipynb') if p.name not in all_sources)
@@ -573,7 +658,8 @@ class GradeResult:
 
     def report(self) -> str:
         "A readable Markdown report; text from the submission sits in code blocks, so it cannot fake a score."
-        score = f'**Score: {self.score:g} / {self.max_score:g}**  (seed {self.seed}, {self.execution_time:.1f} s)'
+        timing = f'(seed {self.seed}, {self.execution_time:.1f} s)'
+        score = f'**Score: {self.score:g} / {self.max_score:g}**  {timing}'
         lines = [f'# {self.lab}: {_markdown_escape(clean_text(self.submission))}', '', score, '']
         if _unsafe_note(self.isolation):
             lines += [_unsafe_note(self.isolation), '']
@@ -581,7 +667,8 @@ class GradeResult:
             lines += _fence(clean_text(self.output)) + ['']
         lines += ['| item | score | |', '|---|---|---|']
         for i in self.items:
-            lines.append(f'| {i.name} | {i.score:g} / {i.max_score:g} | {"✓" if i.status == "passed" else "✗"} |')
+            mark = '✓' if i.status == 'passed' else '✗'
+            lines.append(f'| {i.name} | {i.score:g} / {i.max_score:g} | {mark} |')
         for i in self.items:
             if i.status != 'passed':
                 lines += ['', f'## {i.name}', ''] + _fence(clean_text(i.output))
@@ -633,7 +720,8 @@ def _reference_output(item: Item, reference: Sandbox, inputs: dict) -> Any:
             break
     if not r.ok:
         where = call_signature(item.function, inputs)
-        raise _ReferenceFailed(f'the reference solution failed on {where}: {r.error}')
+        cells = ''.join(f'; its graded cell {i + 1} failed: {e}' for i, e in sorted(reference.cell_errors.items()))
+        raise _ReferenceFailed(f'the reference solution failed on {where}: {r.error}{cells}')
     return r.value
 
 def _scored(item: Item, out: Any, ref: Any, inputs: dict) -> tuple[float, str]:
@@ -722,7 +810,7 @@ class Grader:
             return _not_graded(self.lab, res, f'Not graded: {e}')
         cells = submission_cells(nb, self.lab)
         if not cells:
-            why = f'Not graded: no graded cells found. The cells you fill in must keep their first line `{GRADED}`.'
+            why = f'Not graded: no graded cells found. The cells you fill in must keep the first line `{GRADED}`.'
             return _not_graded(self.lab, res, why)
         folder = () if isinstance(submission, dict) else (str(Path(submission).resolve().parent),)
         try:
@@ -853,25 +941,31 @@ def _output_folder(name: str, path: Path) -> str | None:
 def _repo_root() -> Path: return _package_dir().parent
 
 def gradescope_zip(lab: str | int, out: str | os.PathLike, labs: str | os.PathLike | None = None) -> Path:
-    "Pack the Gradescope autograder for one lab: setup.sh, run_autograder, the ganlab sources and the lab source."
+    "Pack the Gradescope autograder for one lab: setup.sh, run_autograder, ganlab's sources, the lab source."
     import zipfile
     src, root = find_lab(lab, labs), _repo_root()
     load_lab(src)                                    # refuse to pack a broken lab
     gs = root / 'data' / 'gradescope'
     check((gs / 'setup.sh').is_file() and (gs / 'run_autograder').is_file(), 'repository',
           f'data/gradescope/setup.sh and run_autograder under {root}', 'missing files')
-    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED) as z:
         def add(path: Path, arc: str, mode: int = 0o644):
-            info = zipfile.ZipInfo(arc, date_time=(2020, 1, 1, 0, 0, 0)); info.external_attr = (0o100000 | mode) << 16
+            info = zipfile.ZipInfo(arc, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = (0o100000 | mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, path.read_bytes())
-        add(gs / 'setup.sh', 'setup.sh', 0o755); add(gs / 'run_autograder', 'run_autograder', 0o755)
-        for f in ('pyproject.toml', 'README.md', 'constraints.txt', 'LICENSE'):
-            if (root / f).is_file(): add(root / f, f)
-        for f in sorted((root / 'ganlab').rglob('*.py')): add(f, str(f.relative_to(root)))
-        for f in sorted((root / 'data' / 'evaluators').glob('*')) if (root / 'data' / 'evaluators').is_dir() else []:
-            if f.is_file(): add(f, str(f.relative_to(root)))
+        add(gs / 'setup.sh', 'setup.sh', 0o755)
+        add(gs / 'run_autograder', 'run_autograder', 0o755)
+        for name in ('pyproject.toml', 'README.md', 'constraints.txt', 'LICENSE'):
+            if (root / name).is_file():
+                add(root / name, name)
+        evaluators = root / 'data' / 'evaluators'
+        package = sorted((root / 'ganlab').rglob('*.py'))
+        data = sorted(f for f in evaluators.glob('*') if f.is_file()) if evaluators.is_dir() else []
+        for f in package + data:
+            add(f, str(f.relative_to(root)))
         add(src, f'nbs/labs/{src.name}')
         z.writestr(zipfile.ZipInfo('LAB', date_time=(2020, 1, 1, 0, 0, 0)), src.stem + '\n')
     return out
@@ -880,21 +974,26 @@ def gradescope_zip(lab: str | int, out: str | os.PathLike, labs: str | os.PathLi
 def assign_main(argv: list[str] | None = None) -> int:
     "Entry point of `ganlab-assign`."
     p = _Parser(prog='ganlab-assign', formatter_class=argparse.RawDescriptionHelpFormatter,
-        description='Generate the student versions of the labs: nbs/labs/labN_x.ipynb -> nbs/labs/student/labN_x.ipynb.\n'
+        description='Generate the student versions of the labs:\n'
+                    'nbs/labs/labN_x.ipynb -> nbs/labs/student/labN_x.ipynb.\n'
                     'Solution regions (### BEGIN SOLUTION [hint: text] ... ### END SOLUTION) become\n'
                     '`# YOUR CODE HERE` + `raise NotImplementedError("hint")`; hidden-test regions\n'
-                    '(### BEGIN HIDDEN TESTS ... ### END HIDDEN TESTS) are removed; outputs and metadata are cleared.',
+                    '(### BEGIN HIDDEN TESTS ... ### END HIDDEN TESTS) are removed; outputs and metadata are\n'
+                    'cleared.',
         epilog='examples:\n  ganlab-assign                 write all student versions\n'
                '  ganlab-assign 3               only lab 3\n'
                '  ganlab-assign --check         exit 1 if a student version is stale, missing or extra (CI)\n'
                '  ganlab-assign --gradescope 2 lab2.zip   pack the Gradescope autograder for lab 2\n'
                'exit status: 0 done, 1 stale student versions (--check), 2 bad arguments or a malformed lab')
-    p.add_argument('labs', nargs='*', help='labs to process (number, name or path); default: all nbs/labs/lab*.ipynb')
+    p.add_argument('labs', nargs='*',
+                   help='labs to process (number, name or path); default: all nbs/labs/lab*.ipynb')
     p.add_argument('--labs-dir', type=_folder,
                    help="folder of the lab sources (default: the repository's nbs/labs, or $GANLAB_LABS)")
     p.add_argument('--out', help='folder for the student versions (default: LABS_DIR/student)')
-    p.add_argument('--check', action='store_true', help='write nothing; exit 1 listing stale, missing and extra student versions')
-    p.add_argument('--gradescope', nargs=2, metavar=('LAB', 'ZIP'), help='pack the Gradescope autograder zip for LAB into ZIP')
+    p.add_argument('--check', action='store_true',
+                   help='write nothing; exit 1 listing stale, missing and extra student versions')
+    p.add_argument('--gradescope', nargs=2, metavar=('LAB', 'ZIP'),
+                   help='pack the Gradescope autograder zip for LAB into ZIP')
     a = p.parse_args(argv)
     problem = _output_folder('--out', Path(a.out)) if a.out else None
     if a.gradescope and Path(a.gradescope[1]).is_dir():
@@ -911,7 +1010,8 @@ def assign_main(argv: list[str] | None = None) -> int:
         sources = [find_lab(lab, a.labs_dir) for lab in a.labs] or None
         if sources is None and not lab_sources(a.labs_dir):
             folder = str(labs_dir(a.labs_dir))
-            print(f'ganlab-assign: --labs-dir: expected a folder with lab*.ipynb, got {folder!r}', file=sys.stderr)
+            print(f'ganlab-assign: --labs-dir: expected a folder with lab*.ipynb, got {folder!r}',
+                  file=sys.stderr)
             return 2
         report = assign(sources, a.out, a.labs_dir, check_only=a.check)
     except (LabFormatError, ValueError, OSError) as e:
@@ -927,7 +1027,8 @@ def _assign_summary(report: dict, outdir: Path, check_only: bool) -> int:
         for kind, name in bad:
             print(f'{kind}: {outdir / name}')
         if bad:
-            print('run `ganlab-assign` to regenerate the student versions (and delete extra ones)', file=sys.stderr)
+            print('run `ganlab-assign` to regenerate the student versions (and delete extra ones)',
+                  file=sys.stderr)
             return 1
         print(f'student versions up to date ({len(report["unchanged"])} labs)')
         return 0
@@ -970,31 +1071,36 @@ def _result_folders(submissions: list[Path], out: Path) -> list[Path]:
 def _grade_arguments() -> _Parser:
     "The parser of `ganlab-grade`; its help is the manual."
     p = _Parser(prog='ganlab-grade', formatter_class=argparse.RawDescriptionHelpFormatter,
-        description='Grade lab submissions. Each submission\'s `#| graded` cells run in a bubblewrap sandbox; every\n'
-                    'grading item calls a function on freshly drawn inputs and compares its output with the\n'
-                    'reference solution\'s (the lab source in nbs/labs/). One notebook -> OUT/results.json\n'
-                    '(Gradescope format) + OUT/report.md; several or a folder -> OUT/<name>/... + OUT/grades.csv.',
+        description='Grade lab submissions. Each submission\'s `#| graded` cells run in a bubblewrap sandbox;\n'
+                    'every grading item calls a function on freshly drawn inputs and compares its output with\n'
+                    'the reference solution\'s (the lab source in nbs/labs/). One notebook -> OUT/results.json\n'
+                    '(Gradescope format) + OUT/report.md; several or a folder -> OUT/<name>/... +\n'
+                    'OUT/grades.csv.',
         epilog='examples:\n  ganlab-grade my_lab1.ipynb --lab 1 --out feedback\n'
                '  ganlab-grade submissions/ --lab wgan --out grades          (grades.csv + one folder each)\n'
                '  ganlab-grade s.ipynb --lab 3 --seed 1234 --force           (replay a recorded seed)\n'
                'Gradescope (data/gradescope/run_autograder):\n'
                '  ganlab-grade /autograder/submission --lab "$LAB" --out /autograder/results --gradescope\n'
-               'exit status: 0 graded (whatever the score), 2 bad arguments or lab, 3 results exist (use --force),\n'
-               '4 the sandbox cannot be set up here (the message names the fix)')
+               'exit status: 0 graded (whatever the score), 2 bad arguments or lab, 3 results exist\n'
+               '(use --force), 4 the sandbox cannot be set up here (the message names the fix)')
     p.add_argument('submissions', nargs='+', help='notebook(s) or folder(s) of notebooks')
-    p.add_argument('--lab', required=True, help='the lab: 1..6, or a name (lab3, wgan, lab3_wgan), or a path to a lab source')
+    p.add_argument('--lab', required=True,
+                   help='the lab: 1..6, or a name (lab3, wgan, lab3_wgan), or a path to a lab source')
     p.add_argument('--out', default='grading', help='output folder (default: ./grading)')
-    p.add_argument('--seed', type=_seed, help='seed for the inputs (default: fresh from os.urandom; always recorded)')
+    p.add_argument('--seed', type=_seed,
+                   help='seed for the inputs (default: fresh from os.urandom; always recorded)')
     p.add_argument('--force', action='store_true', help='replace existing results')
     p.add_argument('--labs-dir', type=_folder,
                    help="folder of the lab sources (default: the repository's nbs/labs, or $GANLAB_LABS)")
-    p.add_argument('--hide', action='append', default=[], help='extra folder the sandbox must not see (repeatable)')
-    p.add_argument('--gradescope', action='store_true', help='exactly one results.json in OUT, even for zero or several notebooks')
+    p.add_argument('--hide', action='append', default=[],
+                   help='extra folder the sandbox must not see (repeatable)')
+    p.add_argument('--gradescope', action='store_true',
+                   help='exactly one results.json in OUT, even for zero or several notebooks')
     p.add_argument('--time-limit', type=_positive_seconds, default=1200.,
                    help='wall-clock seconds per submission; items left score zero (default 1200)')
     p.add_argument('--unsafe-no-sandbox', action='store_true',
-                   help='run submissions without bubblewrap (rlimits and an audit hook only); recorded in every result. '
-                        'Only for trying the grader on your own code')
+                   help='run submissions without bubblewrap (rlimits and an audit hook only); recorded in every '
+                        'result. Only for trying the grader on your own code')
     return p
 
 # %% ../nbs/30_grading.ipynb #2c7d4f90
@@ -1040,7 +1146,9 @@ def _grade_one(g: Grader, subs: list[Path], out: Path, a) -> int:
         r = g.grade(subs[0], a.seed, a.time_limit)
     else:
         names = ', '.join(clean_text(s.name) for s in subs)
-        why = f'{len(subs)} notebooks were submitted ({names}): submit one' if subs else 'no .ipynb file was submitted'
+        why = 'no .ipynb file was submitted'
+        if subs:
+            why = f'{len(subs)} notebooks were submitted ({names}): submit one'
         r = g.grade({'cells': []}, a.seed)
         r.submission = names or '(none)'
         _not_graded(g.lab, r, f'Not graded: {why}.')
@@ -1061,8 +1169,8 @@ def _grade_batch(g: Grader, subs: list[Path], out: Path, a) -> int:
         try:
             r = g.grade(s, a.seed, a.time_limit)
         except Exception as e:          # a bug of the grader's: this submission gets an error, the batch goes on
-            r = _not_graded(g.lab, GradeResult(g.lab.name, s.name, a.seed or 0, []),
-                            f'Grading error (not your fault; tell the instructors): {type(e).__name__}: {e}', 'error')
+            why = f'Grading error (not your fault; tell the instructors): {type(e).__name__}: {e}'
+            r = _not_graded(g.lab, GradeResult(g.lab.name, s.name, a.seed or 0, []), why, 'error')
         r.submission = clean_text(s.name)
         results.append(r)
         try:
