@@ -1,6 +1,6 @@
 """The labs' autograder: `ganlab-assign` turns a lab with solutions into the student version, and
-`ganlab-grade` runs a submission's functions in a separate, limited process and scores them against
-the reference solution on freshly drawn inputs.
+`ganlab-grade` runs a submission's functions in a bubblewrap sandbox and scores them against the
+reference solution on freshly drawn inputs; results are written by the grader alone.
 
 Docs: https://ganlab.github.io/ganlab/grading.html.md"""
 
@@ -14,16 +14,19 @@ from pathlib import Path
 from typing import Any, Callable
 import torch
 from .core import atomic_write_bytes, check
+from .sandbox import clean_text, sandbox_problem
 
 # %% auto #0
 __all__ = ['GRADED', 'MAX_NOTEBOOK_MB', 'Item', 'summarize', 'call_signature', 'compare', 'expect_close', 'expect',
            'LabFormatError', 'SubmissionError', 'source_of', 'is_graded', 'lab_regions', 'strip_lab_cell',
-           'read_notebook', 'new_notebook', 'notebook_bytes', 'student_notebook', 'Lab', 'load_lab_markers', 'load_lab',
-           'strip_hidden', 'labs_dir', 'lab_sources', 'find_lab', 'assign', 'ItemResult', 'GradeResult',
+           'read_notebook', 'new_notebook', 'notebook_bytes', 'student_notebook', 'Lab', 'load_lab_markers',
+           'strip_hidden', 'load_lab', 'labs_dir', 'lab_sources', 'find_lab', 'assign', 'ItemResult', 'GradeResult',
            'submission_cells', 'trial_seed', 'grade_item', 'Grader', 'grade', 'write_results', 'write_csv',
-           'gradescope_zip', 'assign_main', 'grade_main']
+           'time_reference_grading', 'gradescope_zip', 'assign_main', 'grade_main']
 
 # %% ../nbs/30_grading.ipynb #ddb12645
+_VISIBILITIES = ('visible', 'hidden', 'after_due_date', 'after_published')
+
 @dataclass
 class Item:
     "One graded behaviour of a lab: the function to call, its inputs, and how to compare the output."
@@ -39,21 +42,27 @@ class Item:
     trials: int = 3
     timeout: float = 10.
     hint: str = ''
-    visibility: str = 'visible'          # Gradescope: 'visible', 'after_due_date', 'after_published', 'hidden'
+    visibility: str = 'visible'          # Gradescope: one of _VISIBILITIES
 
     def __post_init__(self):
         check(isinstance(self.name, str) and self.name.strip() != '', 'name', 'a non-empty string', self.name)
-        if self.function is None: self.function = self.name
-        check(isinstance(self.function, str) and self.function.isidentifier(), 'function', 'a Python identifier', self.function)
-        check(isinstance(self.points, (int, float)) and self.points >= 0, 'points', 'a number >= 0', self.points)
+        if self.function is None:
+            self.function = self.name
+        check(isinstance(self.function, str) and self.function.isidentifier(), 'function', 'a Python identifier',
+              self.function)
+        number = (int, float)
+        check(isinstance(self.points, number) and self.points >= 0, 'points', 'a number >= 0', self.points)
         check(isinstance(self.trials, int) and self.trials >= 1, 'trials', 'an int >= 1', self.trials)
-        check(isinstance(self.timeout, (int, float)) and self.timeout > 0, 'timeout', 'a positive number of seconds', self.timeout)
-        check(self.inputs is None or callable(self.inputs), 'inputs', 'a callable generator -> dict, or None', self.inputs)
-        check(self.score is None or callable(self.score), 'score', 'a callable (out, ref, inputs) -> (fraction, message)', self.score)
+        check(isinstance(self.timeout, number) and self.timeout > 0, 'timeout', 'a positive number of seconds',
+              self.timeout)
+        check(self.inputs is None or callable(self.inputs), 'inputs', 'a callable generator -> dict, or None',
+              self.inputs)
+        check(self.score is None or callable(self.score), 'score',
+              'a callable (out, ref, inputs) -> (fraction, message)', self.score)
         check(self.reference or self.score is not None, 'score', 'a score callable when reference=False', self.score)
         check(self.call is None or (isinstance(self.call, str) and 'def call' in self.call), 'call',
               "source text defining `def call(f, **inputs)`", self.call)
-        check(self.visibility in ('visible', 'hidden', 'after_due_date', 'after_published'), 'visibility',
+        check(self.visibility in _VISIBILITIES, 'visibility',
               "'visible', 'hidden', 'after_due_date' or 'after_published'", self.visibility)
 
 # %% ../nbs/30_grading.ipynb #fe018aff
@@ -69,7 +78,9 @@ def summarize(x: Any, width: int = 60) -> str:
         if t.is_floating_point() or t.is_complex():
             f = t.float() if not t.is_complex() else t.abs().float()
             fin = f[torch.isfinite(f)]
-            rng = f'in [{_num(fin.min().item())}, {_num(fin.max().item())}]' if fin.numel() else 'all non-finite'
+            rng = 'all non-finite'
+            if fin.numel():
+                rng = f'in [{_num(fin.min().item())}, {_num(fin.max().item())}]'
             bad = (~torch.isfinite(f)).sum().item()
             return f'tensor({shape}, {str(t.dtype)[6:]}, {rng}' + (f', {bad} non-finite)' if bad else ')')
         return f'tensor({shape}, {str(t.dtype)[6:]}, in [{t.min().item()}, {t.max().item()}])'
@@ -96,76 +107,101 @@ def call_signature(function: str, inputs: dict | None) -> str:
     return f'{function}({args})'
 
 # %% ../nbs/30_grading.ipynb #56edb247
-def compare(actual: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e-5, where: str = '') -> tuple[bool, str]:
+def _as_tensor_pair(actual: Any, expected: Any, at: str) -> tuple[Any, Any, str]:
+    "Both sides as tensors when one is a tensor and the other a number with one element; else a message."
+    if not isinstance(actual, torch.Tensor):
+        number = isinstance(actual, (int, float)) and not isinstance(actual, bool)
+        if not (number and expected.numel() == 1):
+            return None, None, f'expected a tensor{at}, got {type(actual).__name__} {summarize(actual)}'
+        actual = torch.tensor(float(actual))
+    if not isinstance(expected, torch.Tensor):
+        if not (isinstance(expected, (int, float)) and actual.numel() == 1):
+            got = summarize(actual)
+            return None, None, f'expected {type(expected).__name__} {summarize(expected)}{at}, got a tensor {got}'
+        expected = torch.tensor(float(expected))
+    return actual.detach().cpu(), expected.detach().cpu(), ''
+
+def _compare_tensors(actual: Any, expected: Any, rtol: float, atol: float, at: str) -> tuple[bool, str]:
+    "`compare` for tensors: shape, dtype kind, NaN and infinity positions, then |a - e| <= atol + rtol |e|."
+    a, e, message = _as_tensor_pair(actual, expected, at)
+    if message:
+        return False, message
+    if a.shape != e.shape:
+        return False, f'expected shape {tuple(e.shape)}{at}, got shape {tuple(a.shape)}'
+    if e.dtype == torch.bool or a.dtype == torch.bool:
+        if a.dtype != e.dtype:
+            return False, f'expected dtype {e.dtype}{at}, got {a.dtype}'
+        bad = int((a != e).sum())
+        return bad == 0, f'{bad} of {e.numel()} entries differ{at}' if bad else ''
+    if a.is_complex() != e.is_complex():
+        return False, f'expected dtype {e.dtype}{at}, got {a.dtype}'
+    a = a if a.is_complex() else a.double()
+    e = e if e.is_complex() else e.double()
+    if e.numel() == 0:
+        return True, ''
+    nan_a, nan_e = torch.isnan(a), torch.isnan(e)
+    if (nan_e != nan_a).any():
+        n = int((nan_e != nan_a).sum())
+        return False, f'{n} entries are NaN in one and not the other{at} (got {summarize(actual)})'
+    a0, e0 = a.masked_fill(nan_a, 0), e.masked_fill(nan_e, 0)
+    inf = torch.isinf(e0) | torch.isinf(a0)
+    if (a0[inf] != e0[inf]).any():
+        return False, f'infinite entries differ{at}: expected {summarize(expected)}, got {summarize(actual)}'
+    diff = (a0 - e0).abs().masked_fill(inf, 0)
+    tol = atol + rtol * e0.abs().masked_fill(inf, 0)
+    over = diff > tol
+    if not over.any():
+        return True, ''
+    i = int((diff - tol).reshape(-1).argmax())
+    worst = f'(|diff| {diff.reshape(-1)[i].item():.3g} > tol {tol.reshape(-1)[i].item():.2g})'
+    want, got = _num(e.reshape(-1)[i].item()), _num(a.reshape(-1)[i].item())
+    if e.numel() == 1:
+        return False, f'expected {want}{at}, got {got} {worst}'
+    index = [int(j) for j in torch.unravel_index(torch.tensor(i), e.shape)]
+    return False, (f'{int(over.sum())} of {e.numel()} values differ{at}; worst at index {index}: expected {want}, '
+                   f'got {got} {worst}; expected {summarize(expected)}, got {summarize(actual)}')
+
+# %% ../nbs/30_grading.ipynb #9a7e2c41
+def compare(actual: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e-5,
+            where: str = '') -> tuple[bool, str]:
     "`(True, '')` when `actual` matches `expected` within tolerance, else `(False, what differs)`."
     at = f' at {where}' if where else ''
+    got = f'{type(actual).__name__} {summarize(actual)}'
     if isinstance(expected, torch.Tensor) or isinstance(actual, torch.Tensor):
-        if not isinstance(actual, torch.Tensor):
-            if isinstance(actual, (int, float)) and not isinstance(actual, bool) and expected.numel() == 1:
-                actual = torch.tensor(float(actual))
-            else: return False, f'expected a tensor{at}, got {type(actual).__name__} {summarize(actual)}'
-        if not isinstance(expected, torch.Tensor):
-            if isinstance(expected, (int, float)) and actual.numel() == 1: expected = torch.tensor(float(expected))
-            else: return False, f'expected {type(expected).__name__} {summarize(expected)}{at}, got a tensor {summarize(actual)}'
-        a, e = actual.detach().cpu(), expected.detach().cpu()
-        if a.shape != e.shape:
-            return False, f'expected shape {tuple(e.shape)}{at}, got shape {tuple(a.shape)}'
-        if e.dtype == torch.bool or a.dtype == torch.bool:
-            if a.dtype != e.dtype: return False, f'expected dtype {e.dtype}{at}, got {a.dtype}'
-            bad = (a != e)
-            if bad.any(): return False, f'{int(bad.sum())} of {e.numel()} entries differ{at}'
-            return True, ''
-        if a.is_complex() != e.is_complex(): return False, f'expected dtype {e.dtype}{at}, got {a.dtype}'
-        a, e = a.double() if not a.is_complex() else a, e.double() if not e.is_complex() else e
-        if e.numel() == 0: return True, ''
-        nan_e, nan_a = torch.isnan(e), torch.isnan(a)
-        if (nan_e != nan_a).any():
-            n = int((nan_e != nan_a).sum())
-            return False, f'{n} entries are NaN in one and not the other{at} (got {summarize(actual)})'
-        a0, e0 = a.masked_fill(nan_a, 0), e.masked_fill(nan_e, 0)
-        inf = torch.isinf(e0) | torch.isinf(a0)
-        if (a0[inf] != e0[inf]).any(): return False, f'infinite entries differ{at}: expected {summarize(expected)}, got {summarize(actual)}'
-        diff = (a0 - e0).abs().masked_fill(inf, 0)
-        tol = atol + rtol * e0.abs().masked_fill(inf, 0)
-        over = diff > tol
-        if over.any():
-            i = int((diff - tol).reshape(-1).argmax())
-            d, tl = diff.reshape(-1)[i].item(), tol.reshape(-1)[i].item()
-            if e.numel() == 1:
-                return False, f'expected {_num(e.item())}{at}, got {_num(a.item())} (|diff| {d:.3g} > tol {tl:.2g})'
-            idx = tuple(int(j) for j in torch.unravel_index(torch.tensor(i), e.shape))
-            return False, (f'{int(over.sum())} of {e.numel()} values differ{at}; worst at index {list(idx)}: expected '
-                           f'{_num(e.reshape(-1)[i].item())}, got {_num(a.reshape(-1)[i].item())} (|diff| {d:.3g} > tol {tl:.2g}); '
-                           f'expected {summarize(expected)}, got {summarize(actual)}')
-        return True, ''
+        return _compare_tensors(actual, expected, rtol, atol, at)
     if isinstance(expected, bool) or isinstance(actual, bool) or expected is None or isinstance(expected, str):
         ok = type(actual) is type(expected) and actual == expected
         return ok, '' if ok else f'expected {summarize(expected)}{at}, got {summarize(actual)}'
     if isinstance(expected, (int, float)):
-        if not isinstance(actual, (int, float)): return False, f'expected a number{at}, got {type(actual).__name__} {summarize(actual)}'
+        if not isinstance(actual, (int, float)):
+            return False, f'expected a number{at}, got {got}'
         return compare(torch.tensor(float(actual)), torch.tensor(float(expected)), rtol, atol, where)
     if isinstance(expected, (list, tuple)):
-        if not isinstance(actual, (list, tuple)): return False, f'expected a {type(expected).__name__} of {len(expected)}{at}, got {type(actual).__name__} {summarize(actual)}'
-        if len(actual) != len(expected): return False, f'expected {len(expected)} elements{at}, got {len(actual)}'
-        for i, (a, e) in enumerate(zip(actual, expected)):
-            ok, msg = compare(a, e, rtol, atol, f'{where}[{i}]')
-            if not ok: return ok, msg
-        return True, ''
-    if isinstance(expected, dict):
-        if not isinstance(actual, dict): return False, f'expected a dict{at}, got {type(actual).__name__} {summarize(actual)}'
+        if not isinstance(actual, (list, tuple)):
+            return False, f'expected a {type(expected).__name__} of {len(expected)}{at}, got {got}'
+        if len(actual) != len(expected):
+            return False, f'expected {len(expected)} elements{at}, got {len(actual)}'
+        pairs = [(a, e, f'{where}[{i}]') for i, (a, e) in enumerate(zip(actual, expected))]
+    elif isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return False, f'expected a dict{at}, got {got}'
         if set(actual) != set(expected):
             return False, f'expected keys {sorted(map(str, expected))}{at}, got {sorted(map(str, actual))}'
-        for k in expected:
-            ok, msg = compare(actual[k], expected[k], rtol, atol, f'{where}[{k!r}]')
-            if not ok: return ok, msg
-        return True, ''
-    ok = actual == expected
-    return bool(ok), '' if ok else f'expected {summarize(expected)}{at}, got {summarize(actual)}'
+        pairs = [(actual[k], expected[k], f'{where}[{k!r}]') for k in expected]
+    else:
+        ok = actual == expected
+        return bool(ok), '' if ok else f'expected {summarize(expected)}{at}, got {summarize(actual)}'
+    for a, e, place in pairs:
+        ok, message = compare(a, e, rtol, atol, place)
+        if not ok:
+            return ok, message
+    return True, ''
 
 # %% ../nbs/30_grading.ipynb #15e63e4c
 def _hinted(msg: str, hint: str) -> str: return f'{msg}\nHint: {hint}' if hint else msg
 
-def expect_close(actual: Any, expected: Any, *, call: str, rtol: float = 1e-4, atol: float = 1e-6, hint: str = '') -> None:
+def expect_close(actual: Any, expected: Any, *, call: str, rtol: float = 1e-4, atol: float = 1e-6,
+                 hint: str = '') -> None:
     "Raise `AssertionError('<call>: expected ..., got ...\\nHint: ...')` unless `actual` is close to `expected`."
     ok, msg = compare(actual, expected, rtol, atol)
     if not ok: raise AssertionError(_hinted(f'{call}: {msg}', hint))
@@ -195,81 +231,160 @@ def source_of(cell: dict) -> str:
 
 def is_graded(cell: dict) -> bool:
     "A code cell whose first line is `#| graded`."
-    return cell.get('cell_type') == 'code' and source_of(cell).lstrip('\ufeff').split('\n', 1)[0].rstrip() == GRADED
+    first = source_of(cell).lstrip('\ufeff').split('\n', 1)[0]
+    return cell.get('cell_type') == 'code' and first.rstrip() == GRADED
+
+def _solution_hint(match: re.Match, line: str, where: str) -> str:
+    "The hint of a `### BEGIN SOLUTION hint: text` line ('' without one); `LabFormatError` for anything else."
+    rest = match['rest'].strip()
+    if rest and not rest.startswith('hint:'):
+        raise LabFormatError(f'{where}: expected `### BEGIN SOLUTION` or `### BEGIN SOLUTION hint: text`, '
+                             f'got {line.strip()!r}')
+    return rest[5:].strip()
 
 def lab_regions(source: str, where: str, code: bool = True) -> list[tuple[str, int, int, str]]:
     "`(kind, begin line, end line, hint)` for each solution/hidden region of a cell, checking that they balance."
     regions, open_ = [], None
     for i, line in enumerate(source.split('\n')):
+        here = f'{where}: line {i + 1}'
         m = _SOL_BEGIN.match(line)
         kind = 'solution' if m else 'hidden' if _HID_BEGIN.match(line) else None
         if kind:
-            if open_: raise LabFormatError(f'{where}: line {i + 1}: BEGIN {kind.upper()} inside the {open_[0]} region opened on line {open_[1] + 1} (regions cannot nest)')
-            if kind == 'hidden' and not code: raise LabFormatError(f'{where}: hidden tests outside a code cell')
-            hint = ''
-            if m:
-                rest = m['rest'].strip()
-                if rest:
-                    if not rest.startswith('hint:'): raise LabFormatError(f'{where}: line {i + 1}: expected `### BEGIN SOLUTION` or `### BEGIN SOLUTION hint: text`, got {line.strip()!r}')
-                    hint = rest[5:].strip()
-            open_ = (kind, i, hint)
+            if open_:
+                raise LabFormatError(f'{here}: BEGIN {kind.upper()} inside the {open_[0]} region opened on line '
+                                     f'{open_[1] + 1} (regions cannot nest)')
+            if kind == 'hidden' and not code:
+                raise LabFormatError(f'{where}: hidden tests outside a code cell')
+            open_ = (kind, i, _solution_hint(m, line, here) if m else '')
             continue
         end = 'solution' if _SOL_END.match(line) else 'hidden' if _HID_END.match(line) else None
         if end:
             if not open_ or open_[0] != end:
-                raise LabFormatError(f'{where}: line {i + 1}: END {end.upper()} without a matching BEGIN')
-            regions.append((end, open_[1], i, open_[2])); open_ = None
-    if open_: raise LabFormatError(f'{where}: line {open_[1] + 1}: BEGIN {open_[0].upper()} is never closed (unbalanced markers)')
+                raise LabFormatError(f'{here}: END {end.upper()} without a matching BEGIN')
+            regions.append((end, open_[1], i, open_[2]))
+            open_ = None
+    if open_:
+        raise LabFormatError(f'{where}: line {open_[1] + 1}: BEGIN {open_[0].upper()} is never closed '
+                             '(unbalanced markers)')
     return regions
 
 # %% ../nbs/30_grading.ipynb #88a983d7
-def _py_str(s: str) -> str: return '"' + s.replace('\\', '\\\\').replace('"', '\\"') + '"'
+def _py_str(s: str) -> str:
+    "`s` as a double-quoted Python string literal."
+    return '"' + s.replace('\\', '\\\\').replace('"', '\\"') + '"'
 
 def strip_lab_cell(source: str, where: str = 'cell', code: bool = True) -> str:
     "The student version of a cell's source."
     regions = lab_regions(source, where, code)
-    if not regions: return source
-    lines, out, skip_to = source.split('\n'), [], -1
-    starts = {b: (kind, e, hint) for kind, b, e, hint in regions}
-    for i, line in enumerate(lines):
-        if i <= skip_to: continue
-        if i in starts:
-            kind, e, hint = starts[i]; skip_to = e
-            if kind == 'solution':
-                indent = _SOL_BEGIN.match(line)['indent']
-                if code: out += [f'{indent}# YOUR CODE HERE', f'{indent}raise NotImplementedError({_py_str(hint) if hint else ""})']
-                else: out.append(f'{indent}YOUR ANSWER HERE' + (f' ({hint})' if hint else ''))
+    if not regions:
+        return source
+    starts = {begin: (kind, end, hint) for kind, begin, end, hint in regions}
+    out, skip_to = [], -1
+    for i, line in enumerate(source.split('\n')):
+        if i <= skip_to:
             continue
-        out.append(line)
+        if i not in starts:
+            out.append(line)
+            continue
+        kind, skip_to, hint = starts[i]
+        if kind == 'hidden':
+            continue
+        indent = _SOL_BEGIN.match(line)['indent']
+        if code:
+            out += [f'{indent}# YOUR CODE HERE', f'{indent}raise NotImplementedError({_py_str(hint) if hint else ""})']
+        else:
+            out.append(f'{indent}YOUR ANSWER HERE' + (f' ({hint})' if hint else ''))
     return '\n'.join(out)
 
 # %% ../nbs/30_grading.ipynb #87e61ffa
 MAX_NOTEBOOK_MB = 20
 
-def read_notebook(path: str | os.PathLike, max_mb: float = MAX_NOTEBOOK_MB) -> dict:
-    "A notebook as a dict, checked: `SubmissionError` when it is too large, not JSON, or not a notebook."
-    path = Path(path)
-    try: size = path.stat().st_size
-    except OSError as e: raise SubmissionError(f'cannot read {path.name}: {e.strerror}') from None
-    if size > max_mb * 2**20: raise SubmissionError(f'{path.name} is {size / 2**20:.1f} MB; notebooks over {max_mb:g} MB are not graded (clear the outputs and resubmit)')
-    try: nb = json.loads(path.read_bytes().decode('utf-8'))
+def _read_regular_file(path: Path, max_mb: float) -> bytes:
+    """The bytes of `path`, which must be a regular file (not a symlink, FIFO, device or directory) of at most
+    `max_mb` MB; `SubmissionError` otherwise. Opened without following a symlink and without blocking."""
+    import stat
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == 40 or path.is_symlink():        # ELOOP: the last component is a symlink
+            message = f'{path.name} is a symbolic link; submit the notebook file itself'
+            raise SubmissionError(message) from None
+        raise SubmissionError(f'cannot read {path.name}: {e.strerror}') from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = 'not a regular file'
+            if stat.S_ISDIR(mode):
+                kind = 'a folder'
+            elif stat.S_ISFIFO(mode):
+                kind = 'a pipe'
+            raise SubmissionError(f'{path.name} is {kind}; submit the notebook file itself')
+        with os.fdopen(os.dup(fd), 'rb') as f:
+            data = f.read(int(max_mb * 2**20) + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_mb * 2**20:
+        raise SubmissionError(f'{path.name} is over {max_mb:g} MB; notebooks that large are not graded '
+                              '(clear the outputs and resubmit)')
+    return data
+
+def _parse_notebook(data: bytes, name: str) -> dict:
+    "JSON to a dict, any failure (encoding, syntax, nesting too deep, a number too long) a `SubmissionError`."
+    try:
+        nb = json.loads(data.decode('utf-8'))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SubmissionError(f'{path.name} is not a valid notebook: it is not JSON ({str(e)[:120]})') from None
-    if not isinstance(nb, dict) or not (isinstance(nb.get('cells'), list) or isinstance(nb.get('worksheets'), list)):
-        raise SubmissionError(f'{path.name} is not a Jupyter notebook (no list of cells)')
-    if nb.get('nbformat', 4) != 4:              # an old format (3): let nbformat upgrade it
-        import nbformat
-        try: nb = json.loads(json.dumps(nbformat.convert(nbformat.from_dict(nb), 4)))
-        except Exception as e: raise SubmissionError(f'{path.name} uses notebook format {nb.get("nbformat")!r} and cannot be converted to format 4 ({type(e).__name__})') from None
-        if not isinstance(nb.get('cells'), list): raise SubmissionError(f'{path.name} is not a Jupyter notebook (no list of cells)')
-    for i, c in enumerate(nb['cells']):
-        if not isinstance(c, dict) or c.get('cell_type') not in ('code', 'markdown', 'raw') or \
-           not isinstance(c.get('source', ''), (str, list)) or (isinstance(c.get('source'), list) and not all(isinstance(s, str) for s in c['source'])):
-            raise SubmissionError(f'{path.name}: cell {i} is not a valid notebook cell')
+        raise SubmissionError(f'{name} is not a valid notebook: it is not JSON ({str(e)[:120]})') from None
+    except RecursionError:
+        raise SubmissionError(f'{name} is not a valid notebook: its JSON is nested too deeply') from None
+    except ValueError as e:                            # e.g. an integer of more than 4300 digits
+        raise SubmissionError(f'{name} is not a valid notebook: {str(e)[:160]}') from None
+    if not isinstance(nb, dict):
+        raise SubmissionError(f'{name} is not a Jupyter notebook (no list of cells)')
     return nb
 
+def _upgrade(nb: dict, name: str) -> dict:
+    "A notebook of format 3 (worksheets) converted to format 4 by nbformat; `SubmissionError` if that fails."
+    import nbformat
+    version = nb.get('nbformat')
+    try:
+        return json.loads(json.dumps(nbformat.convert(nbformat.from_dict(nb), 4)))
+    except Exception as e:                             # nbformat raises many kinds on malformed input
+        raise SubmissionError(f'{name} uses notebook format {clean_text(version)[:20]} and cannot be '
+                              f'converted to format 4 ({type(e).__name__})') from None
+
+def _valid_cell(c: Any) -> bool:
+    "A cell dict of a known type, its source a string or a list of strings, its id (if any) a string."
+    if not isinstance(c, dict) or c.get('cell_type') not in ('code', 'markdown', 'raw'):
+        return False
+    source = c.get('source', '')
+    lines = isinstance(source, list) and all(isinstance(s, str) for s in source)
+    if not (isinstance(source, str) or lines):
+        return False
+    return 'id' not in c or isinstance(c['id'], str)
+
+def read_notebook(path: str | os.PathLike, max_mb: float = MAX_NOTEBOOK_MB) -> dict:
+    """A notebook as a dict, checked: `SubmissionError` (with a message for the student) when it is not a
+    regular file, too large, not JSON, too deeply nested, in a format that cannot be upgraded, or has a malformed
+    cell."""
+    path = Path(path)
+    name = clean_text(path.name)
+    nb = _parse_notebook(_read_regular_file(path, max_mb), name)
+    if 'cells' not in nb and isinstance(nb.get('worksheets'), list) and nb.get('nbformat') == 3:
+        nb = _upgrade(nb, name)
+    if not isinstance(nb.get('cells'), list) or nb.get('nbformat', 4) != 4:
+        raise SubmissionError(f'{name} is not a Jupyter notebook of format 4 (or 3) with a list of cells')
+    for i, c in enumerate(nb['cells']):
+        if not _valid_cell(c):
+            raise SubmissionError(f'{name}: cell {i} is not a valid notebook cell (type, source or id)')
+    return nb
+
+# %% ../nbs/30_grading.ipynb #4d1e2f60
 def _lines(s: str) -> list[str]:
-    return [l + '\n' for l in s.split('\n')[:-1]] + ([s.split('\n')[-1]] if s.split('\n')[-1] else []) if s else []
+    "A source string as the list of lines a notebook stores (each ending in a newline but the last)."
+    if not s:
+        return []
+    parts = s.split('\n')
+    return [line + '\n' for line in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 def new_notebook(cells: list[tuple[str, str]]) -> dict:
     "A notebook dict from `(cell_type, source)` pairs (for small labs, fixtures and tests)."
@@ -319,29 +434,62 @@ class Lab:
     def max_score(self) -> float: return float(sum(i.points for i in self.grading))
 
 def _hidden_sources(nb: dict, name: str) -> list[tuple[int, str]]:
+    "(cell index, source) of every hidden-test region of a lab."
     found = []
     for i, c in enumerate(nb['cells']):
         src = source_of(c)
-        regions = lab_regions(src, f'{name}: cell {i}', c.get('cell_type') == 'code')
         lines = src.split('\n')
-        for kind, b, e, _ in regions:
-            if kind == 'hidden': found.append((i, '\n'.join(lines[b + 1:e])))
+        for kind, begin, end, _ in lab_regions(src, f'{name}: cell {i}', c.get('cell_type') == 'code'):
+            if kind == 'hidden':
+                found.append((i, '\n'.join(lines[begin + 1:end])))
     return found
 
 def load_lab_markers(nb: dict, name: str) -> tuple[int, str]:
     """Check a lab's markers (every cell), that it has at least one graded cell and exactly one GRADING list;
     returns that list's cell index and source. Used by `assign` (no code runs) and by `load_lab`."""
     defs = [(i, s) for i, s in _hidden_sources(nb, name) if _GRADING_DEF.search(textwrap.dedent(s))]
-    if not defs: raise LabFormatError(f'{name}: no `GRADING = [...]` list inside a `### BEGIN HIDDEN TESTS` region of a code cell')
-    if len(defs) > 1: raise LabFormatError(f'{name}: cells {[i for i, _ in defs]}: more than one GRADING list (there must be exactly one)')
-    if not any(is_graded(c) for c in nb['cells']): raise LabFormatError(f'{name}: no code cell starts with `{GRADED}`')
+    if not defs:
+        raise LabFormatError(f'{name}: no `GRADING = [...]` list inside a `### BEGIN HIDDEN TESTS` region of a '
+                             'code cell')
+    if len(defs) > 1:
+        cells = [i for i, _ in defs]
+        raise LabFormatError(f'{name}: cells {cells}: more than one GRADING list (there must be exactly one)')
+    if not any(is_graded(c) for c in nb['cells']):
+        raise LabFormatError(f'{name}: no code cell starts with `{GRADED}`')
     return defs[0]
+
+def _is_item(x) -> bool:
+    "An `Item`, also from another copy of this module (a notebook's own definitions next to the package's)."
+    duck = type(x).__name__ == 'Item' and all(hasattr(x, a) for a in ('function', 'inputs', 'trials', 'score'))
+    return isinstance(x, Item) or duck
+
+def strip_hidden(source: str) -> str:
+    "A cell's source without its hidden-test regions (solution regions kept)."
+    out, skip = [], False
+    for line in source.split('\n'):
+        if _HID_BEGIN.match(line):
+            skip = True
+        elif _HID_END.match(line):
+            skip = False
+        elif not skip:
+            out.append(line)
+    return '\n'.join(out)
+
+# %% ../nbs/30_grading.ipynb #5c9e0a12
+def _run_lab_code(source: str, name: str, cell: int, namespace: dict, what: str) -> None:
+    "Execute a lab's own code (cell `cell` of notebook `name`) in the grader; `LabFormatError` if it raises."
+    try:
+        exec(compile(source, f'{name} cell {cell}', 'exec'), namespace)
+    except Exception as e:
+        raise LabFormatError(f'{name}: cell {cell}: {what} raised {type(e).__name__}: {e}') from e
 
 def load_lab(path: str | os.PathLike) -> Lab:
     "Parse and check a lab source; build its `GRADING` list. `LabFormatError` names the notebook and cell."
     path = Path(path)
-    try: nb = read_notebook(path, max_mb=200)
-    except SubmissionError as e: raise LabFormatError(str(e)) from None
+    try:
+        nb = read_notebook(path, max_mb=200)
+    except SubmissionError as e:
+        raise LabFormatError(str(e)) from None
     name = path.name
     cell, tests = load_lab_markers(nb, name)
     graded = [(i, c) for i, c in enumerate(nb['cells']) if is_graded(c)]
@@ -349,34 +497,21 @@ def load_lab(path: str | os.PathLike) -> Lab:
     ns: dict = {'__name__': f'ganlab_lab_{path.stem}'}
     exec('import math, torch, numpy as np, ganlab\nfrom torch import nn\nimport torch.nn.functional as F', ns)
     for (i, _), src in zip(graded, reference):
-        try: exec(compile(src, f'{name} cell {i}', 'exec'), ns)
-        except Exception as e: raise LabFormatError(f'{name}: cell {i}: the reference cell raised {type(e).__name__}: {e}') from e
-    try: exec(compile(textwrap.dedent(tests), f'{name} cell {cell}', 'exec'), ns)
-    except Exception as e: raise LabFormatError(f'{name}: cell {cell}: the hidden tests raised {type(e).__name__}: {e}') from e
+        _run_lab_code(src, name, i, ns, 'the reference cell')
+    _run_lab_code(textwrap.dedent(tests), name, cell, ns, 'the hidden tests')
     items = ns.get('GRADING')
+    where = f'{name}: cell {cell}'
     if not isinstance(items, (list, tuple)) or not items or not all(_is_item(it) for it in items):
-        raise LabFormatError(f'{name}: cell {cell}: GRADING must be a non-empty list of ganlab.grading.Item, got {summarize(items)}')
+        raise LabFormatError(f'{where}: GRADING must be a non-empty list of ganlab.grading.Item, got {summarize(items)}')
     names = [it.name for it in items]
-    if len(set(names)) != len(names): raise LabFormatError(f'{name}: cell {cell}: item names repeat: {names}')
-    defined = {m[1] for m in re.finditer(r'^(?:def|class)\s+(\w+)|^(\w+)\s*=', '\n'.join(reference), re.M)} | \
-              {m[2] for m in re.finditer(r'^(?:def|class)\s+(\w+)|^(\w+)\s*=', '\n'.join(reference), re.M)}
+    if len(set(names)) != len(names):
+        raise LabFormatError(f'{where}: item names repeat: {names}')
+    definitions = re.finditer(r'^(?:def|class)\s+(\w+)|^(\w+)\s*=', '\n'.join(reference), re.M)
+    defined = {m[1] or m[2] for m in definitions}
     for it in items:
         if it.function not in defined:
-            raise LabFormatError(f'{name}: cell {cell}: item {it.name!r} grades `{it.function}`, which no `{GRADED}` cell defines')
+            raise LabFormatError(f'{where}: item {it.name!r} grades `{it.function}`, which no `{GRADED}` cell defines')
     return Lab(path, reference, [_cell_id(c, i) for i, c in graded], list(items))
-
-def _is_item(x) -> bool:
-    # also accepts an Item from another copy of this module (a notebook's own definitions next to the package's)
-    return isinstance(x, Item) or (type(x).__name__ == 'Item' and all(hasattr(x, a) for a in ('function', 'inputs', 'trials', 'score')))
-
-def strip_hidden(source: str) -> str:
-    "A cell's source without its hidden-test regions (solution regions kept)."
-    lines, out, skip = source.split('\n'), [], False
-    for line in lines:
-        if _HID_BEGIN.match(line): skip = True; continue
-        if _HID_END.match(line): skip = False; continue
-        if not skip: out.append(line)
-    return '\n'.join(out)
 
 # %% ../nbs/30_grading.ipynb #e1c3f905
 def _package_dir() -> Path:
@@ -400,7 +535,8 @@ def lab_sources(directory: str | os.PathLike | None = None) -> list[Path]:
 
 def find_lab(lab: str | int | os.PathLike, directory: str | os.PathLike | None = None) -> Path:
     "The lab source named by `lab` (a number, `labN`, a short name, a file name, or a path)."
-    if isinstance(lab, os.PathLike) or (isinstance(lab, str) and lab.endswith('.ipynb') and Path(lab).is_file()):
+    a_file = isinstance(lab, str) and lab.endswith('.ipynb') and Path(lab).is_file()
+    if isinstance(lab, os.PathLike) or a_file:
         return Path(lab)
     labs = lab_sources(directory)
     key = str(lab).strip().lower().removesuffix('.ipynb')
@@ -418,34 +554,46 @@ def find_lab(lab: str | int | os.PathLike, directory: str | os.PathLike | None =
 # %% ../nbs/30_grading.ipynb #b901cbaa
 def assign(sources: list[str | os.PathLike] | None = None, out: str | os.PathLike | None = None,
            directory: str | os.PathLike | None = None, check_only: bool = False) -> dict[str, list[str]]:
-    "Write (or with `check_only`, compare) the student versions; returns `{'written'|'stale'|'missing'|'extra': [names]}`."
+    """Write (or with `check_only`, compare) the student versions; returns
+    `{'written'|'unchanged'|'stale'|'missing'|'extra': [names]}`."""
     sources = [Path(s) for s in sources] if sources else lab_sources(directory)
     outdir = Path(out) if out else (sources[0].parent if sources else labs_dir(directory)) / 'student'
     report = {'written': [], 'unchanged': [], 'stale': [], 'missing': [], 'extra': []}
     expected = set()
     for src in sources:
-        try: nb = read_notebook(src, max_mb=200)
-        except SubmissionError as e: raise LabFormatError(str(e)) from None
+        try:
+            nb = read_notebook(src, max_mb=200)
+        except SubmissionError as e:
+            raise LabFormatError(str(e)) from None
         load_lab_markers(nb, src.name)
         data = notebook_bytes(student_notebook(nb, src.name))
-        target = outdir / src.name; expected.add(src.name)
+        target = outdir / src.name
+        expected.add(src.name)
         old = target.read_bytes() if target.exists() else None
-        if old == data: report['unchanged'].append(src.name); continue
-        if check_only: report['missing' if old is None else 'stale'].append(src.name); continue
-        outdir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(target, data); report['written'].append(src.name)
-        mask = os.umask(0); os.umask(mask); os.chmod(target, 0o666 & ~mask)   # an ordinary file, not mkstemp's 0600
+        if old == data:
+            report['unchanged'].append(src.name)
+        elif check_only:
+            report['missing' if old is None else 'stale'].append(src.name)
+        else:
+            outdir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(target, data)
+            report['written'].append(src.name)
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(target, 0o666 & ~mask)   # an ordinary file, not mkstemp's 0600
     notest = outdir / '.notest'
-    if not notest.exists():
-        if check_only: report['missing'].append('.notest')
-        else: outdir.mkdir(parents=True, exist_ok=True); notest.write_text('')
+    if not notest.exists() and check_only:
+        report['missing'].append('.notest')
+    elif not notest.exists():
+        outdir.mkdir(parents=True, exist_ok=True)
+        notest.write_text('')
     if outdir.is_dir():           # student versions whose source is gone
         all_sources = {p.name for p in lab_sources(sources[0].parent if sources else directory)} | expected
         report['extra'] = sorted(p.name for p in outdir.glob('*.ipynb') if p.name not in all_sources)
     return report
 
 # %% ../nbs/30_grading.ipynb #cac1fcb8
-from .sandbox import Sandbox, Limits, CallResult, to_data
+from .sandbox import Sandbox, SandboxError, Limits, CallResult, to_data
 
 @dataclass
 class ItemResult:
@@ -457,9 +605,27 @@ class ItemResult:
     visibility: str = 'visible'
     status: str = 'failed'           # passed, failed, or error (the grader's fault, not the student's)
 
+def _fence(text: str) -> list[str]:
+    "`text` as a Markdown code block whose fence is longer than any run of backticks inside it."
+    runs = re.findall(r'`+', text)
+    fence = '`' * max(3, 1 + max(map(len, runs), default=0))
+    return [fence + 'text', text, fence]
+
+def _markdown_escape(text: str) -> str:
+    "`text` with Markdown's punctuation escaped and newlines removed (for one line of a report)."
+    return re.sub(r'([\\`*_{}\[\]()<>#+\-.!|~])', r'\\\1', ' '.join(text.split()))
+
+def _unsafe_note(isolation: dict) -> str:
+    "A warning line when the submission ran without the sandbox, else ''."
+    if isolation.get('sandbox', 'bubblewrap') == 'bubblewrap':
+        return ''
+    return ('WARNING: graded with --unsafe-no-sandbox: the submission ran without bubblewrap '
+            '(rlimits and audit hook only).')
+
+# %% ../nbs/30_grading.ipynb #3e0f5a17
 @dataclass
 class GradeResult:
-    "A graded submission: per-item results, the seed, timing and what the submission printed."
+    "A graded submission: per-item results, the seed, timing, what the submission printed, and its isolation."
     lab: str
     submission: str
     seed: int
@@ -475,31 +641,47 @@ class GradeResult:
     def max_score(self) -> float: return round(sum(i.max_score for i in self.items), 6)
 
     def gradescope(self) -> dict:
-        "The Gradescope `results.json` structure."
-        out = self.output
-        if self.stdout.strip(): out += ('\n\n' if out else '') + 'End of what your code printed:\n' + self.stdout[-2000:]
-        return {'score': self.score, 'execution_time': round(self.execution_time, 2), 'output': out or f'Seed {self.seed}.',
-                'stdout_visibility': 'hidden',
-                'tests': [{'name': i.name, 'score': round(i.score, 6), 'max_score': i.max_score, 'output': i.output,
-                           'visibility': i.visibility, 'status': 'passed' if i.status == 'passed' else 'failed'} for i in self.items],
-                'extra_data': {'lab': self.lab, 'seed': self.seed, 'submission': self.submission}}
+        "The Gradescope `results.json` structure; every string UTF-8-safe."
+        parts = [p for p in (_unsafe_note(self.isolation), self.output) if p]
+        if self.stdout.strip():
+            parts.append('End of what your code printed:\n' + self.stdout[-2000:])
+        tests = [{'name': i.name, 'score': round(i.score, 6), 'max_score': i.max_score,
+                  'output': clean_text(i.output), 'visibility': i.visibility,
+                  'status': 'passed' if i.status == 'passed' else 'failed'} for i in self.items]
+        extra = {'lab': self.lab, 'seed': self.seed, 'submission': clean_text(self.submission),
+                 'isolation': self.isolation}
+        if self.isolation.get('sandbox', 'bubblewrap') != 'bubblewrap':
+            extra['unsafe_no_sandbox'] = True
+        return {'score': self.score, 'execution_time': round(self.execution_time, 2),
+                'output': clean_text('\n\n'.join(parts) or f'Seed {self.seed}.'),
+                'stdout_visibility': 'hidden', 'tests': tests, 'extra_data': extra}
 
     def report(self) -> str:
-        "A readable Markdown report."
-        lines = [f'# {self.lab}: {self.submission}', '',
-                 f'**Score: {self.score:g} / {self.max_score:g}**  (seed {self.seed}, {self.execution_time:.1f} s)', '']
-        if self.output: lines += [self.output, '']
+        "A readable Markdown report; text from the submission sits in code blocks, so it cannot fake a score."
+        timing = f'(seed {self.seed}, {self.execution_time:.1f} s)'
+        score = f'**Score: {self.score:g} / {self.max_score:g}**  {timing}'
+        lines = [f'# {self.lab}: {_markdown_escape(clean_text(self.submission))}', '', score, '']
+        if _unsafe_note(self.isolation):
+            lines += [_unsafe_note(self.isolation), '']
+        if self.output:
+            lines += _fence(clean_text(self.output)) + ['']
         lines += ['| item | score | |', '|---|---|---|']
-        lines += [f'| {i.name} | {i.score:g} / {i.max_score:g} | {"✓" if i.status == "passed" else "✗"} |' for i in self.items]
         for i in self.items:
-            if i.status != 'passed': lines += ['', f'## {i.name}', '', '```', i.output, '```']
-        if self.stdout.strip(): lines += ['', '## End of what the submission printed', '', '```', self.stdout[-3000:], '```']
+            mark = '✓' if i.status == 'passed' else '✗'
+            lines.append(f'| {i.name} | {i.score:g} / {i.max_score:g} | {mark} |')
+        for i in self.items:
+            if i.status != 'passed':
+                lines += ['', f'## {i.name}', ''] + _fence(clean_text(i.output))
+        if self.stdout.strip():
+            lines += ['', '## End of what the submission printed', '']
+            lines += _fence(clean_text(self.stdout[-3000:]))
         return '\n'.join(lines) + '\n'
 
 def submission_cells(nb: dict, lab: Lab) -> list[str]:
     "The graded cells of a submission: first line `#| graded`, or the id of a graded cell of the lab."
     ids = set(lab.reference_ids)
-    return [source_of(c) for c in nb['cells'] if c.get('cell_type') == 'code' and (is_graded(c) or c.get('id') in ids)]
+    code = [c for c in nb['cells'] if c.get('cell_type') == 'code']
+    return [source_of(c) for c in code if is_graded(c) or c.get('id') in ids]
 
 def trial_seed(seed: int, item: str, trial: int) -> int:
     "The seed of one trial's inputs: a hash of the run seed, the item's name and the trial number."
@@ -507,137 +689,180 @@ def trial_seed(seed: int, item: str, trial: int) -> int:
     return int.from_bytes(hashlib.sha256(f'{seed}/{item}/{trial}'.encode()).digest()[:8], 'little') >> 1
 
 # %% ../nbs/30_grading.ipynb #b8857568
-def _failure(item: Item, res: CallResult, inputs: dict, cells: list[str], cell_errors: dict, trial: int) -> str:
+def _failure(item: Item, res: CallResult, inputs: dict, cells: list[str], cell_errors: dict) -> str:
+    "The message for a call that did not return a value: what happened, in the student's terms."
     fn, call = item.function, call_signature(item.function, inputs)
     if res.kind == 'missing':
-        msg = f'{res.error}. Keep the function name `{fn}` and the `{GRADED}` first line of its cell.'
+        message = f'{res.error}. Keep the function name `{fn}` and the `{GRADED}` first line of its cell.'
         for i, src in enumerate(cells):
-            if re.search(rf'^\s*(def|class)\s+{re.escape(fn)}\b|^{re.escape(fn)}\s*=', src, re.M) and i in cell_errors:
-                msg = f'`{fn}` is not defined because its graded cell (number {i + 1} of {len(cells)}) failed when it ran: {cell_errors[i]}'
-        return msg
-    if res.kind == 'not_implemented': return f'{call}: `{fn}` is not implemented yet ({res.error}): replace the `raise NotImplementedError` under `# YOUR CODE HERE`.'
-    if res.kind == 'exit': return f'{call}: the function {res.error}; a graded function must return a value.'
-    if res.kind == 'timeout': return f'{call}: {res.error}.'
-    if res.kind == 'crash': return f'{call}: {res.error}.'
-    if res.kind == 'bad_output': return f'{call}: {res.error}.'
+            defines = re.search(rf'^\s*(def|class)\s+{re.escape(fn)}\b|^{re.escape(fn)}\s*=', src, re.M)
+            if defines and i in cell_errors:
+                message = (f'`{fn}` is not defined because its graded cell (number {i + 1} of {len(cells)}) '
+                           f'failed when it ran: {cell_errors[i]}')
+        return message
+    if res.kind == 'not_implemented':
+        return (f'{call}: `{fn}` is not implemented yet ({res.error}): replace the '
+                '`raise NotImplementedError` under `# YOUR CODE HERE`.')
+    if res.kind == 'exit':
+        return f'{call}: the function {res.error}; a graded function must return a value.'
+    if res.kind in ('timeout', 'crash', 'bad_output'):
+        return f'{call}: {res.error}.'
     return f'{call} raised {res.error}'
 
-class _ReferenceFailed(RuntimeError): pass
+class _ReferenceFailed(RuntimeError):
+    "The reference solution failed on an item's inputs: the lab's fault, never the student's."
 
+def _reference_output(item: Item, reference: Sandbox, inputs: dict) -> Any:
+    "The reference solution's output on `inputs` (its child restarted once after a crash or timeout)."
+    for attempt in range(2):
+        r = reference.call(item.function, inputs, item.call, timeout=max(3 * item.timeout, 30.))
+        if r.ok or r.kind not in ('crash', 'timeout'):
+            break
+    if not r.ok:
+        where = call_signature(item.function, inputs)
+        cells = ''.join(f'; its graded cell {i + 1} failed: {e}' for i, e in sorted(reference.cell_errors.items()))
+        raise _ReferenceFailed(f'the reference solution failed on {where}: {r.error}{cells}')
+    return r.value
+
+def _scored(item: Item, out: Any, ref: Any, inputs: dict) -> tuple[float, str]:
+    "The fraction in [0, 1] an item's `score` callable (or `compare`) gives an output, and its message."
+    if item.score is None:
+        ok, message = compare(out, ref, item.rtol, item.atol)
+        return (1. if ok else 0.), message
+    try:
+        fraction, message = item.score(out, ref, inputs)
+        fraction = float(fraction)
+    except Exception as e:
+        return 0., f'the output could not be scored ({type(e).__name__}: {e}); got {summarize(out)}'
+    return (min(max(fraction, 0.), 1.) if math.isfinite(fraction) else 0.), str(message)
+
+# %% ../nbs/30_grading.ipynb #5f3a9c08
 def grade_item(item: Item, seed: int, student: Sandbox, reference: Sandbox | None, cells: list[str],
                deadline: float = math.inf) -> ItemResult:
-    "Run every trial of one item and score it: all trials must pass (score callables: the smallest fraction counts)."
+    "Run every trial of one item and score it: all must pass (a score callable: the smallest fraction counts)."
     fractions, notes = [], []
     for t in range(item.trials):
         g = torch.Generator().manual_seed(trial_seed(seed, item.name, t))
         inputs = to_data(item.inputs(g)) if item.inputs else {}
-        ref = None
-        if item.reference:
-            for attempt in range(2):      # a reference child that has used up its CPU-time limit is restarted once
-                r = reference.call(item.function, inputs, item.call, timeout=max(3 * item.timeout, 30.))
-                if r.ok or r.kind not in ('crash', 'timeout'): break
-            if not r.ok: raise _ReferenceFailed(f'the reference solution failed on {call_signature(item.function, inputs)}: {r.error}')
-            ref = r.value
+        ref = _reference_output(item, reference, inputs) if item.reference else None
         left = deadline - time.monotonic()
         if left <= 1:
-            fractions.append(0.); notes.append(f'Not run: the time limit for the whole submission was used up by earlier items.'); break
+            fractions.append(0.)
+            notes.append('Not run: the time limit for the whole submission was used up by earlier items.')
+            break
         res = student.call(item.function, inputs, item.call, timeout=min(item.timeout, left))
+        trial = f'Trial {t + 1} of {item.trials}: '
         if not res.ok:
-            fractions.append(0.); notes.append(f'Trial {t + 1} of {item.trials}: ' + _failure(item, res, inputs, cells, student.cell_errors, t)); break
-        if item.score is not None:
-            try:
-                frac, msg = item.score(res.value, ref, inputs)
-                frac = float(min(max(frac, 0.), 1.)) if math.isfinite(float(frac)) else 0.
-            except Exception as e:
-                frac, msg = 0., f'the output could not be scored ({type(e).__name__}: {e}); got {summarize(res.value)}'
-            fractions.append(frac)
-            if frac < 1: notes.append(f'Trial {t + 1} of {item.trials}: {call_signature(item.function, inputs)}: {msg}')
-            elif msg: notes.append(msg)
-            if frac == 0: break
-        else:
-            ok, msg = compare(res.value, ref, item.rtol, item.atol)
-            fractions.append(1. if ok else 0.)
-            if not ok: notes.append(f'Trial {t + 1} of {item.trials}: {call_signature(item.function, inputs)}: {msg}'); break
-    frac = min(fractions) if fractions else 0.
-    if frac >= 1:
+            fractions.append(0.)
+            notes.append(trial + _failure(item, res, inputs, cells, student.cell_errors))
+            break
+        fraction, message = _scored(item, res.value, ref, inputs)
+        fractions.append(fraction)
+        if fraction < 1:
+            notes.append(f'{trial}{call_signature(item.function, inputs)}: {message}')
+        elif message and item.score is not None:
+            notes.append(message)
+        if fraction == 0:
+            break
+    fraction = min(fractions) if fractions else 0.
+    if fraction >= 1:
         text = f'Passed all {item.trials} trials.' + (f' {notes[-1]}' if notes else '')
     else:
-        text = '\n'.join(notes)
-        if item.hint: text += f'\nHint: {item.hint}'
-    return ItemResult(item.name, round(item.points * frac, 6), float(item.points), text, item.visibility,
-                      'passed' if frac >= 1 else 'failed')
+        text = '\n'.join(notes) + (f'\nHint: {item.hint}' if item.hint else '')
+    return ItemResult(item.name, round(item.points * fraction, 6), float(item.points), text, item.visibility,
+                      'passed' if fraction >= 1 else 'failed')
 
 # %% ../nbs/30_grading.ipynb #d98b06ec
+def _not_graded(lab: Lab, res: GradeResult, why: str, status: str = 'failed') -> GradeResult:
+    "`res` with every item at zero and `why` as the message."
+    res.output = why
+    res.items = [ItemResult(it.name, 0., float(it.points), why, it.visibility, status) for it in lab.grading]
+    return res
+
 class Grader:
-    "Grades submissions of one lab; reuses the reference sandbox. Use as a context manager."
+    """Grades submissions of one lab; reuses the reference sandbox. Use as a context manager. `unsafe=True`
+    grades without bubblewrap (and every result says so); otherwise `SandboxError` if it cannot be set up."""
     def __init__(self, lab: Lab | str | int | os.PathLike, labs: str | os.PathLike | None = None,
-                 hidden=(), limits: Limits | None = None):
+                 hidden=(), limits: Limits | None = None, unsafe: bool = False):
         self.lab = lab if isinstance(lab, Lab) else load_lab(find_lab(lab, labs))
         self.limits = limits
-        here = _package_dir()
+        self.unsafe = unsafe
         # the child must still see the interpreter and the ganlab package: never hide their folders
-        keep = [Path(sys.executable).resolve(), Path(sys.prefix).resolve(), here]
+        keep = [Path(sys.executable).resolve(), Path(sys.prefix).resolve(), _package_dir()]
         wanted = {Path(h).resolve() for h in (self.lab.path.parent, *hidden)}
         self.hidden = tuple(str(h) for h in wanted if not any(k == h or h in k.parents for k in keep))
-        self.reference: Sandbox | None = None
+        self.reference = Sandbox(self.lab.reference, limits, hidden=self.hidden, name='reference',
+                                 unsafe=unsafe)
 
-    def _reference(self) -> Sandbox:
-        if self.reference is None: self.reference = Sandbox(self.lab.reference, self.limits, hidden=self.hidden, name='reference')
-        return self.reference
-
-    def grade(self, submission: str | os.PathLike | dict, seed: int | None = None, time_limit: float | None = None) -> GradeResult:
-        """Grade a submission (a path or a notebook dict); never raises for a bad submission. `time_limit`: wall-clock
-        seconds for the whole submission (items left when it runs out score zero), default unlimited."""
+    def grade(self, submission: str | os.PathLike | dict, seed: int | None = None,
+              time_limit: float | None = None) -> GradeResult:
+        """Grade a submission (a path or a notebook dict); never raises for a bad submission. `time_limit`:
+        wall-clock seconds for the whole submission (items left when it runs out score zero), default unlimited.
+        Every process of the submission has ended when this returns."""
         t0 = time.monotonic()
         deadline = t0 + time_limit if time_limit else math.inf
         seed = int.from_bytes(os.urandom(8), 'little') >> 1 if seed is None else int(seed)
-        name = Path(submission).name if not isinstance(submission, dict) else 'submission'
-        res = GradeResult(self.lab.name, name, seed, [])
-        try: nb = submission if isinstance(submission, dict) else read_notebook(submission)
+        name = 'submission' if isinstance(submission, dict) else clean_text(Path(submission).name)
+        res = GradeResult(self.lab.name, name, seed, [], isolation=dict(self.reference.isolation))
+        try:
+            nb = submission if isinstance(submission, dict) else read_notebook(submission)
         except SubmissionError as e:
-            res.output = f'Not graded: {e}'
-            res.items = [ItemResult(it.name, 0., float(it.points), f'Not graded: {e}', it.visibility) for it in self.lab.grading]
-            res.execution_time = time.monotonic() - t0
-            return res
+            return _not_graded(self.lab, res, f'Not graded: {e}')
         cells = submission_cells(nb, self.lab)
         if not cells:
-            res.output = f'Not graded: no graded cells found. The cells you fill in must keep their first line `{GRADED}`.'
-            res.items = [ItemResult(it.name, 0., float(it.points), res.output, it.visibility) for it in self.lab.grading]
-            res.execution_time = time.monotonic() - t0
-            return res
-        hidden = self.hidden + ((str(Path(submission).resolve().parent),) if not isinstance(submission, dict) else ())
-        with Sandbox(cells, self.limits, hidden=hidden, name=name) as student:
-            for it in self.lab.grading:
-                try: r = grade_item(it, seed, student, self._reference() if it.reference else None, cells, deadline)
-                except _ReferenceFailed as e:
-                    r = ItemResult(it.name, 0., float(it.points), f'Grading error (not your fault; tell the instructors): {e}', it.visibility, 'error')
-                except Exception as e:
-                    r = ItemResult(it.name, 0., float(it.points), f'Grading error (not your fault; tell the instructors): {type(e).__name__}: {e}', it.visibility, 'error')
-                res.items.append(r)
-            if student.cell_errors:
-                res.output += ('\n' if res.output else '') + '\n'.join(
-                    f'Graded cell {i + 1} of {len(cells)} failed when it ran: {e}' for i, e in sorted(student.cell_errors.items()))
-            res.stdout, res.isolation = student.output_tail(), dict(student.plan, restarts=student.restarts)
+            why = f'Not graded: no graded cells found. The cells you fill in must keep the first line `{GRADED}`.'
+            return _not_graded(self.lab, res, why)
+        folder = () if isinstance(submission, dict) else (str(Path(submission).resolve().parent),)
+        try:
+            hidden = self.hidden + folder
+            with Sandbox(cells, self.limits, hidden=hidden, name=name, unsafe=self.unsafe) as student:
+                res.items = [self._grade_item(it, seed, student, cells, deadline) for it in self.lab.grading]
+                failed = sorted(student.cell_errors.items())
+                lines = [f'Graded cell {i + 1} of {len(cells)} failed when it ran: {e}' for i, e in failed]
+                res.output = '\n'.join(lines)
+                res.stdout = student.output_tail()
+                res.isolation = dict(student.isolation, restarts=student.restarts)
+        except SandboxError as e:
+            _not_graded(self.lab, res, f'Grading error (not your fault; tell the instructors): {e}', 'error')
         res.execution_time = time.monotonic() - t0
         return res
 
+    def _grade_item(self, item: Item, seed: int, student: Sandbox, cells: list[str],
+                    deadline: float) -> ItemResult:
+        "One item; a failure of the grader or of the reference is reported as such (status 'error'), not raised."
+        reference = self.reference if item.reference else None
+        try:
+            return grade_item(item, seed, student, reference, cells, deadline)
+        except _ReferenceFailed as e:
+            why = f'Grading error (not your fault; tell the instructors): {e}'
+        except Exception as e:
+            why = f'Grading error (not your fault; tell the instructors): {type(e).__name__}: {e}'
+        return ItemResult(item.name, 0., float(item.points), why, item.visibility, 'error')
+
     def close(self):
-        if self.reference is not None: self.reference.close(); self.reference = None
+        "End the reference sandbox."
+        self.reference.close()
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
 
 def grade(submission: str | os.PathLike | dict, lab: Lab | str | int | os.PathLike, seed: int | None = None,
-          labs: str | os.PathLike | None = None, limits: Limits | None = None, hidden=(), time_limit: float | None = None) -> GradeResult:
+          labs: str | os.PathLike | None = None, limits: Limits | None = None, hidden=(),
+          time_limit: float | None = None, unsafe: bool = False) -> GradeResult:
     "Grade one submission of `lab` (a `Lab`, a number, a name or a path); `seed=None` draws a fresh one."
-    with Grader(lab, labs, hidden, limits) as g: return g.grade(submission, seed, time_limit)
+    with Grader(lab, labs, hidden, limits, unsafe) as g:
+        return g.grade(submission, seed, time_limit)
 
 # %% ../nbs/30_grading.ipynb #57c774b4
 def write_results(result: GradeResult, out: str | os.PathLike, force: bool = False) -> Path:
-    "Write `results.json` (Gradescope) and `report.md` into `out`; `FileExistsError` if results exist and not `force`."
+    """Write `results.json` (Gradescope) and `report.md` into `out`, each atomically (a temporary file
+    renamed); `FileExistsError` if results exist and not `force`. Call it only once every process of the submission has
+    ended (`Grader.grade` returns then): nothing else can write there meanwhile."""
     from ganlab.core import atomic_write_text
-    out = Path(out); path = out / 'results.json'
-    if path.exists() and not force: raise FileExistsError(f'{path} exists; pass --force to replace it')
-    atomic_write_text(path, json.dumps(result.gradescope(), indent=1, ensure_ascii=False) + '\n')
+    out = Path(out)
+    path = out / 'results.json'
+    if path.exists() and not force:
+        raise FileExistsError(f'{path} exists; pass --force to replace it')
+    atomic_write_text(path, clean_text(json.dumps(result.gradescope(), indent=1, ensure_ascii=False)) + '\n')
     atomic_write_text(out / 'report.md', result.report())
     return path
 
@@ -646,143 +871,313 @@ def write_csv(results: list[GradeResult], path: str | os.PathLike) -> Path:
     from ganlab.core import atomic_write_text
     import io
     names = list(dict.fromkeys(i.name for r in results for i in r.items))
-    buf = io.StringIO(); w = csv.writer(buf, lineterminator='\n')
-    w.writerow(['submission', 'score', 'max_score', 'seed', *names])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(['submission', 'score', 'max_score', 'seed', *names])
     for r in results:
         per = {i.name: i.score for i in r.items}
-        w.writerow([r.submission, f'{r.score:g}', f'{r.max_score:g}', r.seed, *[f'{per.get(n, 0):g}' for n in names]])
-    return atomic_write_text(path, buf.getvalue())
+        writer.writerow([clean_text(r.submission), f'{r.score:g}', f'{r.max_score:g}', r.seed,
+                         *[f'{per.get(n, 0):g}' for n in names]])
+    return atomic_write_text(path, buffer.getvalue())
+
+# %% ../nbs/30_grading.ipynb #6f1c8a3b
+def time_reference_grading(sandbox: bool = True, labs: str | os.PathLike | None = None,
+                           seed: int = 0) -> dict[str, float]:
+    """Seconds to grade each lab's reference solution with a fresh `Grader` (`sandbox=False`: without
+    bubblewrap), by lab name. `RuntimeError` if a reference does not get full marks (the timing would be meaningless)."""
+    seconds = {}
+    for path in lab_sources(labs):
+        t0 = time.perf_counter()
+        with Grader(path, unsafe=not sandbox) as grader:
+            result = grader.grade(read_notebook(path, max_mb=200), seed=seed)
+        seconds[path.stem] = round(time.perf_counter() - t0, 2)
+        if result.score != result.max_score:
+            got = f'{result.score:g} of {result.max_score:g}'
+            raise RuntimeError(f'{path.name}: the reference got {got}:\n{result.report()}')
+    return seconds
+
+# %% ../nbs/30_grading.ipynb #7c2b9e41
+class _Parser(argparse.ArgumentParser):
+    "An argument parser whose every error is one line, `prog: --name: expected X, got Y`, and exit status 2."
+    def error(self, message: str):
+        message = re.sub(r'^argument ([^:]+): ', r'\1: ', message)
+        required = r'^the following arguments are required: (.*)$'
+        message = re.sub(required, r'\1: expected a value, got nothing', message)
+        print(f'{self.prog}: {clean_text(message)}', file=sys.stderr)
+        raise SystemExit(2)
+
+def _positive_seconds(text: str) -> float:
+    "A finite number of seconds > 0, for argparse."
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f'expected a positive number of seconds, got {text!r}')
+    return value
+
+def _seed(text: str) -> int:
+    "An integer in [0, 2**63), for argparse."
+    if not re.fullmatch(r'\d{1,19}', text.strip()) or int(text) >= 2**63:
+        raise argparse.ArgumentTypeError(f'expected an integer in [0, 2**63), got {text!r}')
+    return int(text)
+
+def _folder(text: str) -> str:
+    "An existing folder, for argparse."
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f'expected an existing folder, got {text!r}')
+    return text
+
+def _output_folder(name: str, path: Path) -> str | None:
+    "Why `path` cannot be an output folder (a file, or under a file, or not writable), else None."
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f'{name}: expected a folder (existing or new), got {str(path)!r}; {str(existing)!r} is a file'
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        return f'{name}: expected a folder this user can write, got {str(path)!r} ({str(existing)!r} is not)'
+    return None
 
 # %% ../nbs/30_grading.ipynb #b525eff2
 def _repo_root() -> Path: return _package_dir().parent
 
 def gradescope_zip(lab: str | int, out: str | os.PathLike, labs: str | os.PathLike | None = None) -> Path:
-    "Pack the Gradescope autograder for one lab: setup.sh, run_autograder, the ganlab sources and the lab source."
+    "Pack the Gradescope autograder for one lab: setup.sh, run_autograder, ganlab's sources, the lab source."
     import zipfile
     src, root = find_lab(lab, labs), _repo_root()
     load_lab(src)                                    # refuse to pack a broken lab
     gs = root / 'data' / 'gradescope'
     check((gs / 'setup.sh').is_file() and (gs / 'run_autograder').is_file(), 'repository',
           f'data/gradescope/setup.sh and run_autograder under {root}', 'missing files')
-    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED) as z:
         def add(path: Path, arc: str, mode: int = 0o644):
-            info = zipfile.ZipInfo(arc, date_time=(2020, 1, 1, 0, 0, 0)); info.external_attr = (0o100000 | mode) << 16
+            info = zipfile.ZipInfo(arc, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = (0o100000 | mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, path.read_bytes())
-        add(gs / 'setup.sh', 'setup.sh', 0o755); add(gs / 'run_autograder', 'run_autograder', 0o755)
-        for f in ('pyproject.toml', 'README.md', 'constraints.txt', 'LICENSE'):
-            if (root / f).is_file(): add(root / f, f)
-        for f in sorted((root / 'ganlab').rglob('*.py')): add(f, str(f.relative_to(root)))
-        for f in sorted((root / 'data' / 'evaluators').glob('*')) if (root / 'data' / 'evaluators').is_dir() else []:
-            if f.is_file(): add(f, str(f.relative_to(root)))
+        add(gs / 'setup.sh', 'setup.sh', 0o755)
+        add(gs / 'run_autograder', 'run_autograder', 0o755)
+        for name in ('pyproject.toml', 'README.md', 'constraints.txt', 'LICENSE'):
+            if (root / name).is_file():
+                add(root / name, name)
+        evaluators = root / 'data' / 'evaluators'
+        package = sorted((root / 'ganlab').rglob('*.py'))
+        data = sorted(f for f in evaluators.glob('*') if f.is_file()) if evaluators.is_dir() else []
+        for f in package + data:
+            add(f, str(f.relative_to(root)))
         add(src, f'nbs/labs/{src.name}')
         z.writestr(zipfile.ZipInfo('LAB', date_time=(2020, 1, 1, 0, 0, 0)), src.stem + '\n')
     return out
 
+# %% ../nbs/30_grading.ipynb #9b4e1d27
 def assign_main(argv: list[str] | None = None) -> int:
     "Entry point of `ganlab-assign`."
-    p = argparse.ArgumentParser(prog='ganlab-assign', formatter_class=argparse.RawDescriptionHelpFormatter,
-        description='Generate the student versions of the labs: nbs/labs/labN_x.ipynb -> nbs/labs/student/labN_x.ipynb.\n'
+    p = _Parser(prog='ganlab-assign', formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='Generate the student versions of the labs:\n'
+                    'nbs/labs/labN_x.ipynb -> nbs/labs/student/labN_x.ipynb.\n'
                     'Solution regions (### BEGIN SOLUTION [hint: text] ... ### END SOLUTION) become\n'
                     '`# YOUR CODE HERE` + `raise NotImplementedError("hint")`; hidden-test regions\n'
-                    '(### BEGIN HIDDEN TESTS ... ### END HIDDEN TESTS) are removed; outputs and metadata are cleared.',
+                    '(### BEGIN HIDDEN TESTS ... ### END HIDDEN TESTS) are removed; outputs and metadata are\n'
+                    'cleared.',
         epilog='examples:\n  ganlab-assign                 write all student versions\n'
                '  ganlab-assign 3               only lab 3\n'
                '  ganlab-assign --check         exit 1 if a student version is stale, missing or extra (CI)\n'
-               '  ganlab-assign --gradescope 2 lab2.zip   pack the Gradescope autograder for lab 2')
-    p.add_argument('labs', nargs='*', help='labs to process (number, name or path); default: all nbs/labs/lab*.ipynb')
-    p.add_argument('--labs-dir', help='folder of the lab sources (default: the repository\'s nbs/labs, or $GANLAB_LABS)')
+               '  ganlab-assign --gradescope 2 lab2.zip   pack the Gradescope autograder for lab 2\n'
+               'exit status: 0 done, 1 stale student versions (--check), 2 bad arguments or a malformed lab')
+    p.add_argument('labs', nargs='*',
+                   help='labs to process (number, name or path); default: all nbs/labs/lab*.ipynb')
+    p.add_argument('--labs-dir', type=_folder,
+                   help="folder of the lab sources (default: the repository's nbs/labs, or $GANLAB_LABS)")
     p.add_argument('--out', help='folder for the student versions (default: LABS_DIR/student)')
-    p.add_argument('--check', action='store_true', help='write nothing; exit 1 listing stale, missing and extra student versions')
-    p.add_argument('--gradescope', nargs=2, metavar=('LAB', 'ZIP'), help='pack the Gradescope autograder zip for LAB into ZIP')
+    p.add_argument('--check', action='store_true',
+                   help='write nothing; exit 1 listing stale, missing and extra student versions')
+    p.add_argument('--gradescope', nargs=2, metavar=('LAB', 'ZIP'),
+                   help='pack the Gradescope autograder zip for LAB into ZIP')
     a = p.parse_args(argv)
+    problem = _output_folder('--out', Path(a.out)) if a.out else None
+    if a.gradescope and Path(a.gradescope[1]).is_dir():
+        problem = f'--gradescope: expected a zip file name, got the folder {a.gradescope[1]!r}'
+    elif a.gradescope:
+        problem = _output_folder('--gradescope', Path(a.gradescope[1]).parent)
+    if problem:
+        print(f'ganlab-assign: {problem}', file=sys.stderr)
+        return 2
     try:
         if a.gradescope:
-            path = gradescope_zip(a.gradescope[0], a.gradescope[1], a.labs_dir)
-            print(f'wrote {path}'); return 0
-        sources = [find_lab(l, a.labs_dir) for l in a.labs] or None
+            print(f'wrote {gradescope_zip(a.gradescope[0], a.gradescope[1], a.labs_dir)}')
+            return 0
+        sources = [find_lab(lab, a.labs_dir) for lab in a.labs] or None
         if sources is None and not lab_sources(a.labs_dir):
-            print(f'ganlab-assign: no lab*.ipynb in {labs_dir(a.labs_dir)}', file=sys.stderr); return 2
-        r = assign(sources, a.out, a.labs_dir, check_only=a.check)
-    except (LabFormatError, ValueError) as e:
-        print(f'ganlab-assign: {e}', file=sys.stderr); return 2
-    outdir = Path(a.out) if a.out else (sources[0].parent if sources else labs_dir(a.labs_dir)) / 'student'
-    if a.check:
-        bad = [(k, n) for k in ('stale', 'missing', 'extra') for n in r[k]]
-        for k, n in bad: print(f'{k}: {outdir / n}')
-        if bad: print('run `ganlab-assign` to regenerate the student versions (and delete extra ones)', file=sys.stderr); return 1
-        print(f'student versions up to date ({len(r["unchanged"])} labs)'); return 0
-    for n in r['written']: print(f'wrote {outdir / n}')
-    for n in r['extra']: print(f'warning: {outdir / n} has no lab source (delete it?)', file=sys.stderr)
-    if not r['written']: print(f'student versions up to date ({len(r["unchanged"])} labs)')
+            folder = str(labs_dir(a.labs_dir))
+            print(f'ganlab-assign: --labs-dir: expected a folder with lab*.ipynb, got {folder!r}',
+                  file=sys.stderr)
+            return 2
+        report = assign(sources, a.out, a.labs_dir, check_only=a.check)
+    except (LabFormatError, ValueError, OSError) as e:
+        print(f'ganlab-assign: {clean_text(e)}', file=sys.stderr)
+        return 2
+    default = (sources[0].parent if sources else labs_dir(a.labs_dir)) / 'student'
+    return _assign_summary(report, Path(a.out) if a.out else default, a.check)
+
+def _assign_summary(report: dict, outdir: Path, check_only: bool) -> int:
+    "Print what `assign` did (or, checking, what is out of date); the exit status."
+    if check_only:
+        bad = [(kind, name) for kind in ('stale', 'missing', 'extra') for name in report[kind]]
+        for kind, name in bad:
+            print(f'{kind}: {outdir / name}')
+        if bad:
+            print('run `ganlab-assign` to regenerate the student versions (and delete extra ones)',
+                  file=sys.stderr)
+            return 1
+        print(f'student versions up to date ({len(report["unchanged"])} labs)')
+        return 0
+    for name in report['written']:
+        print(f'wrote {outdir / name}')
+    for name in report['extra']:
+        print(f'warning: {outdir / name} has no lab source (delete it?)', file=sys.stderr)
+    if not report['written']:
+        print(f'student versions up to date ({len(report["unchanged"])} labs)')
     return 0
 
 # %% ../nbs/30_grading.ipynb #dd13215e
 def _notebooks(paths: list[str]) -> list[Path]:
+    """The submissions named by `paths`: a file as given, a folder's entries named `*.ipynb` at any depth (not
+    following symlinks; symlinks, folders and pipes so named are listed too, and get a zero with a message)."""
     found = []
     for p in map(Path, paths):
-        if p.is_dir(): found += sorted(q for q in p.rglob('*.ipynb') if '.ipynb_checkpoints' not in q.parts)
-        else: found.append(p)
+        if not p.is_dir() or p.is_symlink():
+            found.append(p)
+            continue
+        for top, dirs, files in os.walk(p, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if d != '.ipynb_checkpoints')
+            named = [Path(top) / n for n in files + dirs if n.endswith('.ipynb')]
+            found += sorted(named)
     return found
 
-def grade_main(argv: list[str] | None = None) -> int:
-    "Entry point of `ganlab-grade`."
-    p = argparse.ArgumentParser(prog='ganlab-grade', formatter_class=argparse.RawDescriptionHelpFormatter,
-        description='Grade lab submissions. Each submission\'s `#| graded` cells run in a sandboxed process; every\n'
-                    'grading item calls a function on freshly drawn inputs and compares its output with the\n'
-                    'reference solution\'s (the lab source in nbs/labs/). One notebook -> OUT/results.json\n'
-                    '(Gradescope format) + OUT/report.md; several or a folder -> OUT/<name>/... + OUT/grades.csv.',
+def _result_folders(submissions: list[Path], out: Path) -> list[Path]:
+    "One distinct, safe folder under `out` per submission (its file name; `-2`, `-3`, ... when names repeat)."
+    folders, taken = [], set()
+    for s in submissions:
+        stem = re.sub(r'[^\w.-]', '_', clean_text(s.name).removesuffix('.ipynb')).lstrip('.') or 'submission'
+        name, k = stem, 1
+        while name.lower() in taken:
+            k += 1
+            name = f'{stem}-{k}'
+        taken.add(name.lower())
+        folders.append(out / name)
+    return folders
+
+def _grade_arguments() -> _Parser:
+    "The parser of `ganlab-grade`; its help is the manual."
+    p = _Parser(prog='ganlab-grade', formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='Grade lab submissions. Each submission\'s `#| graded` cells run in a bubblewrap sandbox;\n'
+                    'every grading item calls a function on freshly drawn inputs and compares its output with\n'
+                    'the reference solution\'s (the lab source in nbs/labs/). One notebook -> OUT/results.json\n'
+                    '(Gradescope format) + OUT/report.md; several or a folder -> OUT/<name>/... +\n'
+                    'OUT/grades.csv.',
         epilog='examples:\n  ganlab-grade my_lab1.ipynb --lab 1 --out feedback\n'
                '  ganlab-grade submissions/ --lab wgan --out grades          (grades.csv + one folder each)\n'
                '  ganlab-grade s.ipynb --lab 3 --seed 1234 --force           (replay a recorded seed)\n'
                'Gradescope (data/gradescope/run_autograder):\n'
-               '  ganlab-grade /autograder/submission/*.ipynb --lab "$LAB" --out /autograder/results --gradescope\n'
-               'exit status: 0 graded (whatever the score), 2 bad arguments or lab, 3 results exist (use --force)')
+               '  ganlab-grade /autograder/submission --lab "$LAB" --out /autograder/results --gradescope\n'
+               'exit status: 0 graded (whatever the score), 2 bad arguments or lab, 3 results exist\n'
+               '(use --force), 4 the sandbox cannot be set up here (the message names the fix)')
     p.add_argument('submissions', nargs='+', help='notebook(s) or folder(s) of notebooks')
-    p.add_argument('--lab', required=True, help='the lab: 1..6, or a name (lab3, wgan, lab3_wgan), or a path to a lab source')
+    p.add_argument('--lab', required=True,
+                   help='the lab: 1..6, or a name (lab3, wgan, lab3_wgan), or a path to a lab source')
     p.add_argument('--out', default='grading', help='output folder (default: ./grading)')
-    p.add_argument('--seed', type=int, help='seed for the inputs (default: fresh from os.urandom; always recorded)')
+    p.add_argument('--seed', type=_seed,
+                   help='seed for the inputs (default: fresh from os.urandom; always recorded)')
     p.add_argument('--force', action='store_true', help='replace existing results')
-    p.add_argument('--labs-dir', help="folder of the lab sources (default: the repository's nbs/labs, or $GANLAB_LABS)")
-    p.add_argument('--hide', action='append', default=[], help='extra folder the sandbox must not see (repeatable)')
-    p.add_argument('--gradescope', action='store_true', help='exactly one results.json in OUT, even for zero or several notebooks')
-    p.add_argument('--time-limit', type=float, default=1200., help='wall-clock seconds per submission; items left score zero (default 1200)')
-    a = p.parse_args(argv)
-    try: lab = load_lab(find_lab(a.lab, a.labs_dir))
+    p.add_argument('--labs-dir', type=_folder,
+                   help="folder of the lab sources (default: the repository's nbs/labs, or $GANLAB_LABS)")
+    p.add_argument('--hide', action='append', default=[],
+                   help='extra folder the sandbox must not see (repeatable)')
+    p.add_argument('--gradescope', action='store_true',
+                   help='exactly one results.json in OUT, even for zero or several notebooks')
+    p.add_argument('--time-limit', type=_positive_seconds, default=1200.,
+                   help='wall-clock seconds per submission; items left score zero (default 1200)')
+    p.add_argument('--unsafe-no-sandbox', action='store_true',
+                   help='run submissions without bubblewrap (rlimits and an audit hook only); recorded in every '
+                        'result. Only for trying the grader on your own code')
+    return p
+
+# %% ../nbs/30_grading.ipynb #2c7d4f90
+def grade_main(argv: list[str] | None = None) -> int:
+    "Entry point of `ganlab-grade`."
+    a = _grade_arguments().parse_args(argv)
+    missing = [s for s in a.submissions if not os.path.lexists(s)]
+    problem = None
+    if missing:
+        problem = f'submissions: expected notebooks or folders, got {missing[0]!r}, which does not exist'
+    problem = problem or _output_folder('--out', Path(a.out))
+    if problem:
+        print(f'ganlab-grade: {problem}', file=sys.stderr)
+        return 2
+    try:
+        lab = load_lab(find_lab(a.lab, a.labs_dir))
+        limits = Limits.from_env()
     except (ValueError, LabFormatError) as e:
-        print(f'ganlab-grade: {e}', file=sys.stderr); return 2
+        print(f'ganlab-grade: {clean_text(e)}', file=sys.stderr)
+        return 2
+    sandbox = None if a.unsafe_no_sandbox else sandbox_problem()
+    if sandbox:
+        print(f'ganlab-grade: cannot grade safely: {sandbox}', file=sys.stderr)
+        return 4
     out = Path(a.out)
     subs = _notebooks(a.submissions)
+    hidden = [out.resolve(), *a.hide, *{s.resolve().parent for s in subs}]
     single = a.gradescope or (len(subs) == 1 and not Path(a.submissions[0]).is_dir())
-    hidden = [out.resolve(), *a.hide]
-    if single:
-        if (out / 'results.json').exists() and not a.force:
-            print(f'ganlab-grade: {out / "results.json"} exists; pass --force to replace it', file=sys.stderr); return 3
-        if len(subs) != 1:
-            match = [s for s in subs if lab.name in s.stem or lab.name.split('_')[0] in s.stem]
-            if len(match) == 1: subs = match
-        with Grader(lab, hidden=hidden) as g:
-            if len(subs) == 1: r = g.grade(subs[0], a.seed, a.time_limit)
-            else:
-                why = 'no .ipynb file was submitted' if not subs else f'{len(subs)} notebooks were submitted ({", ".join(s.name for s in subs)}): submit one'
-                r = g.grade({'cells': []}, a.seed); r.submission = ', '.join(s.name for s in subs) or '(none)'
-                r.output = f'Not graded: {why}.'
-                for i in r.items: i.output = r.output
-        try: write_results(r, out, a.force)
-        except FileExistsError as e: print(f'ganlab-grade: {e}', file=sys.stderr); return 3
-        print(f'{r.submission}: {r.score:g} / {r.max_score:g} (seed {r.seed}, {r.execution_time:.1f} s) -> {out / "results.json"}')
-        return 0
-    if (out / 'grades.csv').exists() and not a.force:
-        print(f'ganlab-grade: {out / "grades.csv"} exists; pass --force to replace it', file=sys.stderr); return 3
+    with Grader(lab, hidden=hidden, limits=limits, unsafe=a.unsafe_no_sandbox) as g:
+        if single:
+            return _grade_one(g, subs, out, a)
+        return _grade_batch(g, subs, out, a)
+
+def _grade_one(g: Grader, subs: list[Path], out: Path, a) -> int:
+    "One results.json in `out`: the one notebook submitted, or a zero that says why there is not exactly one."
+    if (out / 'results.json').exists() and not a.force:
+        print(f'ganlab-grade: {out / "results.json"} exists; pass --force to replace it', file=sys.stderr)
+        return 3
+    if len(subs) != 1:
+        match = [s for s in subs if g.lab.name in s.stem or g.lab.name.split('_')[0] in s.stem]
+        subs = match if len(match) == 1 else subs
+    if len(subs) == 1:
+        r = g.grade(subs[0], a.seed, a.time_limit)
+    else:
+        names = ', '.join(clean_text(s.name) for s in subs)
+        why = 'no .ipynb file was submitted'
+        if subs:
+            why = f'{len(subs)} notebooks were submitted ({names}): submit one'
+        r = g.grade({'cells': []}, a.seed)
+        r.submission = names or '(none)'
+        _not_graded(g.lab, r, f'Not graded: {why}.')
+    write_results(r, out, force=True)
+    where = out / 'results.json'
+    print(f'{r.submission}: {r.score:g} / {r.max_score:g} (seed {r.seed}, {r.execution_time:.1f} s) -> {where}')
+    return 0
+
+def _grade_batch(g: Grader, subs: list[Path], out: Path, a) -> int:
+    "Each submission into its own folder and a row of grades.csv; one submission never stops the others."
+    folders = _result_folders(subs, out)
+    existing = [p for p in [out / 'grades.csv', *(f / 'results.json' for f in folders)] if p.exists()]
+    if existing and not a.force:
+        print(f'ganlab-grade: {existing[0]} exists; pass --force to replace it', file=sys.stderr)
+        return 3
     results = []
-    with Grader(lab, hidden=hidden) as g:
-        for s in subs:
-            r = g.grade(s, a.seed, a.time_limit); results.append(r)
-            sub_out = out / s.stem
-            try: write_results(r, sub_out, a.force)
-            except FileExistsError as e: print(f'ganlab-grade: {e}', file=sys.stderr); return 3
-            print(f'{s.name}: {r.score:g} / {r.max_score:g} ({r.execution_time:.1f} s)')
+    for s, folder in zip(subs, folders):
+        try:
+            r = g.grade(s, a.seed, a.time_limit)
+        except Exception as e:          # a bug of the grader's: this submission gets an error, the batch goes on
+            why = f'Grading error (not your fault; tell the instructors): {type(e).__name__}: {e}'
+            r = _not_graded(g.lab, GradeResult(g.lab.name, s.name, a.seed or 0, []), why, 'error')
+        r.submission = clean_text(s.name)
+        results.append(r)
+        try:
+            write_results(r, folder, force=True)
+        except OSError as e:
+            print(f'ganlab-grade: could not write {folder}: {clean_text(e)}', file=sys.stderr)
+        print(f'{r.submission}: {r.score:g} / {r.max_score:g} ({r.execution_time:.1f} s)')
     write_csv(results, out / 'grades.csv')
     print(f'wrote {out / "grades.csv"} ({len(results)} submissions)')
     return 0

@@ -3,14 +3,19 @@
 Fixture labs are built here with `new_notebook`, so the tests do not depend on the real labs. Every grade
 starts a sandboxed child (importing torch in it costs 1-3 s), so submissions are grouped: one `Grader`
 (one reference child) per module, one child per submission, restarted only after a crash."""
-import json, os, shutil, subprocess, sys, textwrap, time
+import json, os, re, shutil, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest, torch
 from ganlab.grading import (Item, Grader, LabFormatError, assign, assign_main, grade, grade_main, load_lab, new_notebook,
                             notebook_bytes, source_of, student_notebook, expect_close, expect, compare, find_lab, trial_seed)
-from ganlab.sandbox import Limits, Sandbox
+from ganlab.sandbox import Limits, Sandbox, SandboxError, ReplyError, check_reply, sandbox_problem, seccomp_program
 
 LIMITS = Limits(cell_timeout=5.)
+# Where bubblewrap cannot run, these tests grade in the explicit unsafe mode (rlimits and the audit hook), which
+# every result records; tests/test_hostile.py (the attacks) needs bubblewrap. CI sets GANLAB_REQUIRE_SANDBOX=1.
+UNSAFE = sandbox_problem() is not None and os.environ.get('GANLAB_REQUIRE_SANDBOX') != '1'
+UNSAFE_ARGS = ['--unsafe-no-sandbox'] if UNSAFE else []
+needs_sandbox = pytest.mark.skipif(UNSAFE, reason=f'bubblewrap cannot run here: {sandbox_problem()}')
 
 # ---------------------------------------------------------------------------------------------------------------
 # A fixture lab: five graded functions, each of which can exhibit a classic GAN bug.
@@ -115,7 +120,7 @@ def lab_env(tmp_path_factory):
     root = tmp_path_factory.mktemp('grading')
     lab = write_lab(root / 'labs')
     subs = root / 'subs'; subs.mkdir()
-    with Grader(lab, limits=LIMITS) as g: yield g, lab, subs
+    with Grader(lab, limits=LIMITS, unsafe=UNSAFE) as g: yield g, lab, subs
 
 
 def scores(res): return {i.name: i.score for i in res.items}
@@ -354,10 +359,10 @@ def flags(): return [sys.flags.isolated, 'PYTHONPATH' in os.environ]
 def ctypes_call():
     import ctypes; return ctypes.CDLL(None).getpid()
 ''']
-    with Sandbox(cells, Limits(memory_mb=4096, file_mb=8)) as sb:
+    with Sandbox(cells, Limits(memory_mb=4096, file_mb=8), unsafe=UNSAFE) as sb:
         assert set(sb.call('env').value) <= {'PATH', 'HOME', 'TMPDIR', 'LANG', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS',
-                                             'CUDA_VISIBLE_DEVICES', 'MPLBACKEND', 'PYTHONDONTWRITEBYTECODE', 'PYTHONUNBUFFERED', 'LC_CTYPE'}
-        assert sb.call('cwd').value.startswith(str(sb.base))
+                                             'CUDA_VISIBLE_DEVICES', 'MPLBACKEND', 'PYTHONDONTWRITEBYTECODE', 'PYTHONUNBUFFERED', 'LC_CTYPE', 'PWD'}
+        assert sb.call('cwd').value == (str(sb.base / 'work1') if UNSAFE else '/sandbox')
         assert sb.call('limits').value == [4096 << 20, 8 << 20, 0]
         assert sb.call('flags').value == [1, False]
         assert 'ctypes.dlopen is not allowed' in sb.call('ctypes_call').error
@@ -365,29 +370,78 @@ def ctypes_call():
         assert not bad.ok and 'TypeError' in bad.error
     assert not sb.base.exists()
 
+
+def test_unsafe_mode_is_explicit_and_recorded(lab_env, tmp_path):
+    "--unsafe-no-sandbox: results.json (extra_data) and the report say so; without it, no such note."
+    g, lab, subs = lab_env
+    out = tmp_path / 'out'
+    assert grade_main([str(lab), '--lab', str(lab), '--out', str(out), '--seed', '5', '--unsafe-no-sandbox']) == 0
+    r = json.loads((out / 'results.json').read_text())
+    assert r['score'] == MAX and r['extra_data']['unsafe_no_sandbox'] is True
+    assert r['extra_data']['isolation']['sandbox'] == 'none (--unsafe-no-sandbox)' and r['output'].startswith('WARNING: graded with --unsafe-no-sandbox')
+    assert 'WARNING: graded with --unsafe-no-sandbox' in (out / 'report.md').read_text()
+    if not UNSAFE:
+        assert grade_main([str(lab), '--lab', str(lab), '--out', str(out), '--force']) == 0
+        r = json.loads((out / 'results.json').read_text())
+        assert 'unsafe_no_sandbox' not in r['extra_data'] and r['extra_data']['isolation']['sandbox'] == 'bubblewrap'
+
+
+def test_refuses_when_the_sandbox_cannot_be_set_up(lab_env, tmp_path, monkeypatch, capsys):
+    "No bubblewrap (or no user namespaces): Sandbox raises, ganlab-grade exits 4 naming the fix, and writes nothing."
+    g, lab, subs = lab_env
+    import ganlab.sandbox
+    monkeypatch.setattr(ganlab.sandbox, '_PROBLEM', ['the sandbox needs bwrap, not found on PATH (bubblewrap). ' + ganlab.sandbox._FIX])
+    with pytest.raises(SandboxError, match='apt-get install bubblewrap'):
+        Sandbox(['x = 1'])
+    out = tmp_path / 'out'
+    assert grade_main([str(lab), '--lab', str(lab), '--out', str(out)]) == 4
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'cannot grade safely' in err and '--unsafe-no-sandbox' in err and not out.exists()
+
+
+def test_reply_limits():
+    "Replies are plain data within limits: depth, number of values, materialised bytes, 64-bit integers, key types."
+    lim = Limits(max_reply_mb=1, max_reply_depth=5, max_reply_items=100)
+    check_reply({'id': 1, 'value': [torch.zeros(10), 2 ** 62, 'text', None, 1.5, (True, 2j)]}, lim)
+    nested = []
+    for _ in range(6): nested = [nested]
+    cases = [(nested, 'nested more than 5'), (list(range(200)), 'more than 100 values'),
+             (torch.zeros(1).expand(1 << 20), 'larger than the 1 MB'), (2 ** 64, '64 bits'),
+             ({(1, 2): 3}, 'keys'), (torch.nn.Parameter(torch.zeros(1)), 'not plain data'),
+             (torch.zeros(2).to_sparse(), 'dense CPU'), ('x' * (2 << 20), 'larger than')]
+    for value, message in cases:
+        with pytest.raises(ReplyError, match=re.escape(message)): check_reply(value, lim)
+
+
+def test_seccomp_program_shape():
+    program = seccomp_program()
+    if program is None: pytest.skip('seccomp filter only on x86-64')
+    from ganlab.sandbox import _DENIED_SYSCALLS
+    assert len(program) == 8 * (len(_DENIED_SYSCALLS) + 7) and program[-8:-4] == bytes([6, 0, 0, 0])
+
 # ---------------------------------------------------------------------------------------------------------------
 # The command line
 
 def test_grade_cli(lab_env, tmp_path, capsys):
     g, lab, subs = lab_env
     out = tmp_path / 'out'
-    assert grade_main([str(lab), '--lab', str(lab), '--out', str(out), '--seed', '5']) == 0
+    assert grade_main(UNSAFE_ARGS + [str(lab), '--lab', str(lab), '--out', str(out), '--seed', '5']) == 0
     r = json.loads((out / 'results.json').read_text())
     assert r['score'] == MAX and r['extra_data']['seed'] == 5 and 'execution_time' in r and r['stdout_visibility'] in ('hidden', 'visible')
     assert [t['name'] for t in r['tests']] == list(FULL) and all(set(t) >= {'name', 'score', 'max_score', 'output', 'visibility'} for t in r['tests'])
     assert '**Score: 8 / 8**' in (out / 'report.md').read_text()
     # never replaced silently
-    assert grade_main([str(lab), '--lab', str(lab), '--out', str(out)]) == 3 and 'pass --force' in capsys.readouterr().err
+    assert grade_main(UNSAFE_ARGS + [str(lab), '--lab', str(lab), '--out', str(out)]) == 3 and 'pass --force' in capsys.readouterr().err
     # an unreadable submission gets a clean zero, not a traceback
     bad = tmp_path / 'broken.ipynb'; bad.write_text('{"cells": [ not json')
-    assert grade_main([str(bad), '--lab', str(lab), '--out', str(out), '--force']) == 0
+    assert grade_main(UNSAFE_ARGS + [str(bad), '--lab', str(lab), '--out', str(out), '--force']) == 0
     r = json.loads((out / 'results.json').read_text())
     assert r['score'] == 0 and 'not a valid notebook' in r['output'] and all('not a valid notebook' in t['output'] for t in r['tests'])
     notnb = tmp_path / 'list.ipynb'; notnb.write_text('[1, 2]')
-    assert grade_main([str(notnb), '--lab', str(lab), '--out', str(out), '--force']) == 0
+    assert grade_main(UNSAFE_ARGS + [str(notnb), '--lab', str(lab), '--out', str(out), '--force']) == 0
     assert 'not a Jupyter notebook' in json.loads((out / 'results.json').read_text())['output']
     # bad --lab values list the valid ones
-    assert grade_main([str(lab), '--lab', '9', '--labs-dir', str(lab.parent), '--out', str(out)]) == 2
+    assert grade_main(UNSAFE_ARGS + [str(lab), '--lab', '9', '--labs-dir', str(lab.parent), '--out', str(out)]) == 2
     assert "expected one of 7 (lab7_fixture)" in capsys.readouterr().err
 
 
@@ -397,11 +451,101 @@ def test_grade_folder_csv(lab_env, tmp_path):
     shutil.copy(lab, folder / 'alice.ipynb')
     (folder / 'bob.ipynb').write_text('not a notebook')
     out = tmp_path / 'grades'
-    assert grade_main([str(folder), '--lab', str(lab), '--out', str(out), '--seed', '3']) == 0
+    assert grade_main(UNSAFE_ARGS + [str(folder), '--lab', str(lab), '--out', str(out), '--seed', '3']) == 0
     rows = (out / 'grades.csv').read_text().splitlines()
     assert rows[0] == 'submission,score,max_score,seed,' + ','.join(FULL)
     assert rows[1] == 'alice.ipynb,8,8,3,2,2,1,2,1' and rows[2] == 'bob.ipynb,0,8,3,0,0,0,0,0'
     assert (out / 'alice' / 'results.json').exists() and (out / 'bob' / 'report.md').exists()
+
+
+def _exit_status(main, argv) -> int:
+    "A command's exit status, whether it returns it or argparse raises SystemExit."
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def _bad_grade_inputs(tmp: Path, lab: Path) -> list[tuple[list[str], str]]:
+    afile = tmp / 'afile.txt'
+    afile.write_text('x')
+    sub = str(lab)
+    return [
+        ([sub, '--lab', str(lab), '--seed', 'abc'], "--seed: expected an integer in [0, 2**63), got 'abc'"),
+        ([sub, '--lab', str(lab), '--seed', '-1'], "--seed: expected an integer in [0, 2**63), got '-1'"),
+        ([sub, '--lab', str(lab), '--seed', '1e9'], "--seed: expected an integer in [0, 2**63), got '1e9'"),
+        ([sub, '--lab', str(lab), '--seed', str(2 ** 63)], '--seed: expected an integer in [0, 2**63)'),
+        ([sub, '--lab', str(lab), '--time-limit', '0'], "--time-limit: expected a positive number of seconds, got '0'"),
+        ([sub, '--lab', str(lab), '--time-limit', 'nan'], "--time-limit: expected a positive number of seconds, got 'nan'"),
+        ([sub, '--lab', str(lab), '--time-limit', '-5'], "--time-limit: expected a positive number of seconds, got '-5'"),
+        ([sub, '--lab', str(lab), '--labs-dir', str(tmp / 'nowhere')], '--labs-dir: expected an existing folder'),
+        ([sub, '--lab', str(lab), '--out', str(afile)], '--out: expected a folder (existing or new)'),
+        ([sub, '--lab', str(lab), '--out', str(afile / 'sub')], '--out: expected a folder (existing or new)'),
+        ([sub, '--lab', '99', '--labs-dir', str(lab.parent)], "lab: expected one of 7 (lab7_fixture), got '99'"),
+        ([str(tmp / 'missing.ipynb'), '--lab', str(lab)], 'submissions: expected notebooks or folders'),
+        ([sub], '--lab: expected a value, got nothing'),
+        ([sub, '--lab', str(lab), '--frobnicate'], 'unrecognized arguments: --frobnicate'),
+    ]
+
+
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(lab_env, tmp_path, capsys):
+    "Every bad argument of ganlab-grade and ganlab-assign: one line naming it, exit status 2, nothing written."
+    g, lab, subs = lab_env
+    out = tmp_path / 'grading'
+    cases = [(grade_main, argv + ['--out', str(out)] if '--out' not in argv else argv, message)
+             for argv, message in _bad_grade_inputs(tmp_path, lab)]
+    afile = tmp_path / 'afile.txt'
+    cases += [(assign_main, ['--labs-dir', str(tmp_path / 'nowhere')], '--labs-dir: expected an existing folder'),
+              (assign_main, ['--labs-dir', str(lab.parent), '--out', str(afile)], '--out: expected a folder (existing or new)'),
+              (assign_main, ['--labs-dir', str(lab.parent), '9'], "lab: expected one of 7 (lab7_fixture), got '9'"),
+              (assign_main, ['--labs-dir', str(lab.parent), '--gradescope', '7', str(tmp_path)], '--gradescope: expected a zip file name'),
+              (assign_main, ['--labs-dir', str(lab.parent), '--gradescope', '9', str(tmp_path / 'x.zip')], "lab: expected one of")]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    os.environ['GANLAB_SANDBOX_MEMORY_MB'] = 'lots'
+    try:
+        assert grade_main([str(lab), '--lab', str(lab), '--out', str(out)]) == 2
+    finally:
+        del os.environ['GANLAB_SANDBOX_MEMORY_MB']
+    assert capsys.readouterr().err == "ganlab-grade: GANLAB_SANDBOX_MEMORY_MB: expected a positive integer, got 'lots'\n"
+    for main, argv, message in cases:
+        assert _exit_status(main, argv) == 2, argv
+        err = capsys.readouterr().err
+        prog = 'ganlab-grade' if main is grade_main else 'ganlab-assign'
+        assert err.count('\n') == 1 and err.startswith(f'{prog}: ') and message in err and 'Traceback' not in err, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not (lab.parent / 'student').exists()
+
+
+def test_batch_result_folders_are_distinct_and_safe(lab_env, tmp_path):
+    "Same names in two folders, a name made of dots: each submission gets its own folder under OUT, and a row."
+    g, lab, subs = lab_env
+    folder = tmp_path / 'subs'
+    for rel in ('a/x.ipynb', 'b/x.ipynb', '..ipynb'):
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text('not a notebook')
+    out = tmp_path / 'grades'
+    assert grade_main(UNSAFE_ARGS + [str(folder), '--lab', str(lab), '--out', str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ['grades.csv', 'submission', 'x', 'x-2']
+    assert len((out / 'grades.csv').read_text().splitlines()) == 4
+    assert all(json.loads((out / d / 'results.json').read_text())['score'] == 0 for d in ('submission', 'x', 'x-2'))
+
+
+def test_report_quotes_submission_text_in_fences():
+    "Backticks and Markdown in a message or in printed output cannot close the code block and fake a score."
+    from ganlab.grading import GradeResult, ItemResult
+    r = GradeResult('lab7', 'sub**Score: 9**.ipynb', 3, [ItemResult('d_loss', 0., 2., 'x\n```\n**Score: 2 / 2**\n````')],
+                    stdout='`````\n**Score: 2 / 2**', isolation={'sandbox': 'bubblewrap'})
+    text = r.report()
+    fence = None
+    outside = []
+    for line in text.splitlines():
+        if fence is None and line.startswith('```'):
+            fence = line.removesuffix('text')
+        elif fence is not None and line == fence:
+            fence = None
+        elif fence is None:
+            outside.append(line)
+    assert [l for l in outside if l.startswith('**')] == ['**Score: 0 / 2**  (seed 3, 0.0 s)'], text
+    assert text.splitlines()[0] == '# lab7: sub\\*\\*Score: 9\\*\\*\\.ipynb'
 
 
 def test_help_is_the_manual(capsys):
@@ -415,11 +559,11 @@ def test_gradescope_mode_and_zip(lab_env, tmp_path):
     g, lab, subs = lab_env
     upload = tmp_path / 'submission'; upload.mkdir()
     out = tmp_path / 'results'
-    assert grade_main([str(upload), '--lab', str(lab), '--out', str(out), '--gradescope']) == 0
+    assert grade_main(UNSAFE_ARGS + [str(upload), '--lab', str(lab), '--out', str(out), '--gradescope']) == 0
     r = json.loads((out / 'results.json').read_text())
     assert r['score'] == 0 and 'no .ipynb file was submitted' in r['output'] and len(r['tests']) == len(FULL)
     (upload / 'a.ipynb').write_text('{}'); (upload / 'b.ipynb').write_text('{}')
-    assert grade_main([str(upload), '--lab', str(lab), '--out', str(out), '--gradescope', '--force']) == 0
+    assert grade_main(UNSAFE_ARGS + [str(upload), '--lab', str(lab), '--out', str(out), '--gradescope', '--force']) == 0
     assert '2 notebooks were submitted (a.ipynb, b.ipynb): submit one' in json.loads((out / 'results.json').read_text())['output']
     # the zip Gradescope gets: both scripts (executable), the package, the lab source and its name
     import zipfile
@@ -430,22 +574,22 @@ def test_gradescope_mode_and_zip(lab_env, tmp_path):
         assert {'setup.sh', 'run_autograder', 'pyproject.toml', 'constraints.txt', 'ganlab/grading.py', 'ganlab/sandbox.py',
                 'nbs/labs/lab7_fixture.ipynb', 'LAB'} <= names
         assert f.read('LAB').decode().strip() == 'lab7_fixture' and (f.getinfo('run_autograder').external_attr >> 16) & 0o111
+        setup, run = f.read('setup.sh').decode(), f.read('run_autograder').decode()
+        assert 'apt-get install' in setup and ' bubblewrap ' in setup and 'sandbox_problem' in setup
+        assert '--unsafe-no-sandbox' not in run.replace('Never add\n# --unsafe-no-sandbox', '')
 
 
-@pytest.mark.parametrize('namespaces', ['root', 'user'])
-def test_hidden_folders_invisible_even_from_cpp(tmp_path, namespaces):
-    "The audit hook cannot see C++ file access (torch's from_file); the mount namespace hides the lab folder from it too."
+@needs_sandbox
+def test_hidden_folders_invisible_even_from_cpp(tmp_path):
+    "The audit hook cannot see C++ file access (torch's from_file); the lab folder is not in the sandbox's view at all."
     secret = tmp_path / 'labs'; secret.mkdir(); (secret / 'lab1_x.ipynb').write_text('SOLUTION' * 10)
-    visible = tmp_path / 'other.txt'; visible.write_text('VISIBLE' * 10)
     cells = ['import torch\ndef cread(path): return torch._C._VariableFunctions.from_file(path, False, 8, dtype=torch.uint8)']
     with Sandbox(cells, hidden=[secret]) as sb:
-        if os.geteuid() != 0 and namespaces == 'root': pytest.skip('needs root')
-        sb.plan['namespaces'] = namespaces
         r = sb.call('cread', {'path': str(secret / 'lab1_x.ipynb')})
-        if sb.plan.get('degraded'): pytest.skip(f'namespaces unavailable here: {sb.plan["degraded"]}')
         assert not r.ok and 'No such file' in r.error, r
-        seen = sb.call('cread', {'path': str(visible)})          # the control: outside hidden folders C++ does read
-        assert seen.ok and bytes(seen.value.tolist()) == b'VISIBLE'[:7] + b'V'
+        import ganlab
+        seen = sb.call('cread', {'path': ganlab.__file__})          # the control: a file in the view is read
+        assert seen.ok and bytes(seen.value.tolist()) == Path(ganlab.__file__).read_bytes()[:8]
 
 
 def test_time_limit_for_the_whole_submission(lab_env):
@@ -456,37 +600,3 @@ def test_time_limit_for_the_whole_submission(lab_env):
     assert time.monotonic() - t0 < 60
     out = outputs(res)
     assert res.score == 0 and 'did not return within' in out['d_loss'] and 'Not run: the time limit' in out['gradient_penalty'], out
-
-
-def _nobody_harness() -> list[str] | None:
-    """A command prefix under which `nobody` can run this interpreter: none needed when it already can; else, as root,
-    a private mount namespace where the one 0700 folder on the way (e.g. /root of a pyenv install) is replaced by a
-    0755 tmpfs holding only the path to Python. None when that is not possible here."""
-    from ganlab.sandbox import isolation_plan
-    if isolation_plan()['drop_to']: return []
-    if os.geteuid() != 0 or not shutil.which('unshare'): return None
-    exe = Path(os.path.realpath(sys.executable))
-    blocked = [d for d in exe.parents if not d.stat().st_mode & 0o001]
-    if len(blocked) != 1 or blocked[0] == Path('/'): return None
-    top = blocked[0]; inner = top / exe.relative_to(top).parts[0]
-    script = (f'd=$(mktemp -d) && mount --bind {inner} $d && mount -t tmpfs -o mode=755 tmpfs {top} && '
-              f'mkdir {inner} && mount --bind $d {inner} || exit 97; "$@"; rc=$?; umount {inner}; umount {top}; umount $d; rmdir $d; exit $rc')
-    return ['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh']
-
-
-def test_child_runs_as_nobody_under_root():
-    "Under root the child drops to uid/gid nobody (so file permissions and RLIMIT_NPROC apply); checked in a harness where nobody can run Python."
-    prefix = _nobody_harness()
-    if prefix is None: pytest.skip('needs root and a Python that nobody can run (or unshare)')
-    code = textwrap.dedent('''
-        from ganlab.sandbox import Sandbox
-        import resource, json
-        with Sandbox(["import os, resource\\ndef ids(): return [os.getuid(), os.getgid(), os.getgroups(), resource.getrlimit(resource.RLIMIT_NPROC)[0]]"]) as sb:
-            r = sb.call('ids'); print(json.dumps([r.value, sb.plan.get('drop_to') is not None]))''')
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    p = subprocess.run(prefix + [sys.executable, '-c', code], capture_output=True, text=True, timeout=180, env=env)
-    if p.returncode == 97 or (p.returncode != 0 and 'unshare' in p.stderr): pytest.skip(f'no private mount namespace here: {p.stderr[-300:]}')
-    assert p.returncode == 0, p.stderr[-2000:]
-    (uid, gid, groups, nproc), dropped = json.loads(p.stdout.strip().splitlines()[-1])
-    import pwd
-    assert dropped and (uid, gid) == (pwd.getpwnam('nobody').pw_uid, pwd.getpwnam('nobody').pw_gid) and groups == [] and nproc == 32
