@@ -33,10 +33,10 @@ from ganlab.callbacks import (
 from .games import Conditioning, AdversarialGame
 from .trainer import Trainer, BF16Autocast, ChannelsLast, Compile
 from .recipes import TrainConfig, Setup, build_setup, build_game, build_run, make_optimizer
-import ganlab.translation  # registers its game recipes
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'prepare_run_dir', 'init_distributed', 'run_callbacks', 'load_data', 'train', 'parse_args', 'main']
+__all__ = ['RUN_FILES', 'prepare_run_dir', 'read_run_config', 'read_checkpoint', 'init_distributed', 'run_callbacks', 'load_data',
+           'train', 'parse_args', 'main']
 
 # %% ../nbs/27e_train.ipynb #e8dc7c96
 RUN_FILES = (
@@ -94,6 +94,35 @@ def prepare_run_dir(out, data: str, loss: str, resume: bool = False, overwrite: 
     return out
 
 # %% ../nbs/27e_train.ipynb #ed93b355
+def read_run_config(run_dir: Path) -> dict:
+    "The saved configuration of a run folder; a damaged `config.json` is a ValueError naming the file."
+    path = Path(run_dir) / 'config.json'
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(
+            f"config: expected the run's configuration in {path}, got an unreadable file ({e})"
+        ) from None
+    known = {f.name for f in fields(TrainConfig)}
+    if not isinstance(saved, dict) or not set(saved) <= known:
+        raise ValueError(f"config: expected a ganlab-train configuration in {path}, got other content")
+    return saved
+
+
+def read_checkpoint(path: Path, device='cpu') -> dict:
+    "A run's checkpoint; an unreadable or damaged file is a ValueError naming it (never a traceback)."
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:  # truncated, random or empty files fail in many ways
+        raise ValueError(
+            f"checkpoint: expected a ganlab checkpoint in {path}, got an unreadable file "
+            f"({type(e).__name__})"
+        ) from None
+    if not isinstance(state, dict) or 'step' not in state:
+        raise ValueError(f"checkpoint: expected a ganlab checkpoint in {path}, got other content")
+    return state
+
+
 def init_distributed(device: str = 'auto') -> tuple[int, int, torch.device]:
     """Under `torchrun` (WORLD_SIZE > 1) join the process group, NCCL on GPUs and gloo on CPUs; return
     (rank, world size, this process's device). A single process gets (0, 1, `get_device(device)`)."""
@@ -154,14 +183,14 @@ def train(
     failure, diagnostics, rank, world)."""
     config = config or TrainConfig()
     if not resume:
-        config.resolved()                # a configuration no run can use is refused before any folder is made
+        config.resolved()  # a configuration no run can use is refused before any folder is made
     rank, world, device = init_distributed(config.device)
     run_dir = [prepare_run_dir(out, config.data, config.loss, resume, overwrite) if rank == 0 else None]
     if world > 1:
         dist.broadcast_object_list(run_dir, src=0)
     run_dir = Path(run_dir[0])
     if resume:
-        saved = json.loads((run_dir / 'config.json').read_text())
+        saved = read_run_config(run_dir)
         config = TrainConfig(**{**saved, 'steps': config.steps, 'device': config.device})
     cfg = config.resolved()
     seed_everything(cfg.seed)  # the same seed everywhere: every process starts from the same weights
@@ -170,9 +199,14 @@ def train(
     callbacks = run_callbacks(cfg, game, data, extra, run_dir, rank, progress)
     trainer = Trainer(game, data, cfg.batch_size, device, cfg.seed, callbacks)
     if resume:
-        trainer.load_state_dict(
-            torch.load(run_dir / 'checkpoint.pt', map_location=device, weights_only=False)
-        )
+        state = read_checkpoint(run_dir / 'checkpoint.pt', device)
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, RuntimeError) as e:
+            raise ValueError(
+                f"checkpoint: expected the state of this run in {run_dir / 'checkpoint.pt'}, "
+                f"got a state that does not fit ({type(e).__name__})"
+            ) from None
         check(
             cfg.steps >= trainer.step,
             'steps',
@@ -283,11 +317,15 @@ def parse_args(argv=None) -> tuple[dict, argparse.Namespace]:
 def main(argv=None) -> int:
     given, args = parse_args(argv)
     if args.resume:
-        saved = (
-            json.loads((Path(args.out) / 'config.json').read_text())
-            if args.out and (Path(args.out) / 'config.json').exists()
-            else {}
-        )
+        try:
+            saved = (
+                read_run_config(Path(args.out))
+                if args.out and (Path(args.out) / 'config.json').exists()
+                else {}
+            )
+        except ValueError as e:
+            print(f"ganlab-train: {e}", file=sys.stderr)
+            return 2
         clash = {
             k: (v, saved[k])
             for k, v in given.items()

@@ -69,3 +69,26 @@ def test_a_game_recipe_plugs_in_by_name():
     assert 'adversarial' in game_recipes.names
     built = build_game(build_setup(cfg, ring()))
     assert sorted(built.state_dict()) == sorted(game.state_dict())
+
+
+@pytest.mark.parametrize('damage', ['random', 'truncated', 'empty'])
+def test_a_damaged_checkpoint_is_one_line_and_changes_nothing(tmp_path, capsys, damage):
+    run = tmp_path/'run'
+    assert main(['--out', str(run), '--steps', '10', '--width', '16', '--batch-size', '32', '--quiet']) == 0
+    ckpt = run/'checkpoint.pt'
+    data = ckpt.read_bytes()
+    ckpt.write_bytes({'random': bytes(range(256)) * 4, 'truncated': data[:len(data) // 2], 'empty': b''}[damage])
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert main(['--out', str(run), '--resume', '--steps', '20', '--quiet']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('ganlab-train: checkpoint: expected a ganlab checkpoint'), err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_a_damaged_config_is_one_line(tmp_path, capsys):
+    run = tmp_path/'run'
+    assert main(['--out', str(run), '--steps', '10', '--width', '16', '--batch-size', '32', '--quiet']) == 0
+    (run/'config.json').write_text('{"data": "ring8", ')
+    assert main(['--out', str(run), '--resume', '--steps', '20', '--quiet']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('ganlab-train: config: expected'), err
