@@ -15,9 +15,8 @@ from .models import architectures, _start_size, DCGANDiscriminator
 from .progressive import EqualizedConv2d, EqualizedLinear, PixelNorm
 
 # %% auto #0
-__all__ = ['MODERN_METHODS', 'MappingNetwork', 'adaptive_instance_norm', 'AdaIN', 'NoiseInjection', 'StyleLayer',
-           'SynthesisNetwork', 'truncate', 'mix_styles', 'StyleGenerator', 'laplacian_bands',
-           'noise_change_by_resolution', 'stylegan_pair', 'modern_study', 'truncation_sweep']
+__all__ = ['MappingNetwork', 'adaptive_instance_norm', 'AdaIN', 'NoiseInjection', 'StyleLayer', 'SynthesisNetwork', 'truncate',
+           'mix_styles', 'StyleGenerator', 'laplacian_bands', 'noise_change_by_resolution', 'stylegan_pair']
 
 # %% ../nbs/41_stylegan.ipynb #975754fd
 class MappingNetwork(nn.Module):
@@ -290,86 +289,3 @@ def stylegan_pair(
     C, H, _ = data_shape
     G = StyleGenerator(latent_dim, C, H, 2 * width, mapping_layers=mapping_layers, mixing=mixing)
     return G, DCGANDiscriminator(C + d_extra, H, width, norm)
-
-# %% ../nbs/41_stylegan.ipynb #a8e69a21
-MODERN_METHODS = {
-    'DCGAN': dict(arch='dcgan', width=32, steps=800),
-    'progressive': dict(arch='progressive', game='progressive', width=8, steps=320),
-    'StyleGAN-lite': dict(arch='stylegan', width=32, steps=230),
-}
-
-
-def modern_study():
-    """The `modern` study (registered in `ganlab.studies.studies` on first call): DCGAN, progressive growing
-    and StyleGAN-lite on Fashion-MNIST at about equal CPU time, each method with its own `steps` (scaled
-    together by a study-wide `--steps`: a method runs steps·s/800 for s the study's steps)."""
-    import dataclasses
-    from ganlab.studies import Study, studies, TrainConfig
-
-    class EqualBudgetStudy(Study):
-        "A study whose methods carry their own step counts, scaled by `steps / self.steps`."
-
-        def config(self, method, data, seed, steps=None):
-            check(method in self.methods, 'method', f'one of {list(self.methods)}', method)
-            kw = {**self.base, **self.methods[method]}
-            own = kw.pop('steps')
-            scaled = max(round(own * (steps or self.steps) / self.steps), 1)
-            return TrainConfig(data=data, seed=seed, steps=scaled, diagnostics=False, **kw)
-
-    if 'modern' not in studies:
-        study = EqualBudgetStudy(
-            'modern',
-            'DCGAN, progressive growing and StyleGAN-lite on Fashion-MNIST at about equal CPU time',
-            datasets=('fashion-mnist',),
-            base=dict(loss='nsgan', batch_size=64),
-            methods=MODERN_METHODS,
-            seeds=(0, 1),
-            steps=800,
-            eval_samples=2000,
-        )
-        studies.register('modern')(study)
-    return studies['modern']
-
-# %% ../nbs/41_stylegan.ipynb #3b241ea6
-def truncation_sweep(out, seeds=(0, 1), psis=(0.25, 0.5, 0.75, 1.0), samples: int = 2000, log=print) -> dict:
-    """Train the `modern` study's StyleGAN-lite run for each seed into `out/stylegan-seed{seed}` (kept,
-    resumable) and score its generator at each truncation ψ (FID, KID, precision, recall through the
-    Fashion-MNIST evaluator); results appended to `out/truncation.json` after each (seed, ψ)."""
-    import dataclasses, json
-    from pathlib import Path
-    from ganlab.core import atomic_write_text
-    from ganlab.train import train
-    from ganlab import evaluation as E
-    from ganlab.evaluators import load_evaluator, reference_statistics
-    from ganlab import data as gdata
-
-    study = modern_study()
-    out = Path(out)
-    path = out / 'truncation.json'
-    results = json.loads(path.read_text()) if path.exists() else dict(samples=samples, runs=[])
-    done = {(r['seed'], r['psi']) for r in results['runs']}
-    for seed in seeds:
-        cfg = study.config('StyleGAN-lite', 'fashion-mnist', seed)
-        cfg = dataclasses.replace(cfg, checkpoint_every=cfg.steps, log_every=max(cfg.steps // 20, 1))
-        run = out / f'stylegan-seed{seed}'
-        if not (run / 'metrics.json').exists():
-            summary = train(cfg, out=run, progress=False, overwrite=True)
-            results.setdefault('seconds', {})[str(seed)] = summary['seconds']
-        state = torch.load(run / 'checkpoint.pt', map_location='cpu', weights_only=False)
-        config = json.loads((run / 'config.json').read_text())
-        data = gdata.load('fashion-mnist', split='train', download=False)
-        G, _, _ = E._rebuild_generator(config, state, data, ema=False)
-        G.eval()
-        evaluator = load_evaluator('fashion-mnist', 'cpu')
-        reference = reference_statistics('fashion-mnist', 'train')
-        for psi in psis:
-            if (seed, psi) in done:
-                continue
-            G.psi = psi
-            with torch.no_grad():
-                m = E.image_metrics(evaluator, E._sampler(G, None, 1234, 'cpu'), data, reference, samples, samples)
-            row = dict(seed=seed, psi=psi, **{k: m[k] for k in ('fid', 'kid', 'precision', 'recall', 'density', 'coverage')})
-            results['runs'].append(row)
-            log(f"seed {seed} ψ={psi}: " + ', '.join(f'{k} {v:.3f}' for k, v in row.items() if isinstance(v, float)))
-            atomic_write_text(path, json.dumps(results, indent=1))
-    return results

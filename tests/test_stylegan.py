@@ -2,7 +2,7 @@ import json
 import pytest, torch
 from ganlab.stylegan import (
     MappingNetwork, adaptive_instance_norm, AdaIN, NoiseInjection, SynthesisNetwork, StyleGenerator, truncate,
-    mix_styles, laplacian_bands, noise_change_by_resolution, modern_study, MODERN_METHODS,
+    mix_styles, laplacian_bands, noise_change_by_resolution,
 )
 from ganlab.models import build, DCGANDiscriminator
 from ganlab.train import main, Trainer
@@ -162,7 +162,20 @@ def test_ganlab_train_stylegan_resumes_exactly(tmp_path, tiny_data, monkeypatch)
     assert a['generator']['w_avg'].abs().sum() > 0
 
 
+def load_study_script():
+    "data/benchmarks/modern/run.py as a module (the study cannot live in ganlab.stylegan: import cycle)."
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).parents[1] / 'data' / 'benchmarks' / 'modern' / 'run.py'
+    spec = importlib.util.spec_from_file_location('modern_run', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_modern_study_gives_each_method_its_own_budget():
+    script = load_study_script()
+    modern_study, MODERN_METHODS = script.modern_study, script.MODERN_METHODS
     study = modern_study()
     assert modern_study() is study
     steps = {m: study.config(m, 'fashion-mnist', 0).steps for m in MODERN_METHODS}
