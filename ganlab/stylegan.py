@@ -31,15 +31,25 @@ class MappingNetwork(nn.Module):
         self.w_dim = w_dim
         layers = [PixelNorm()]
         for i in range(n_layers):
-            layers += [EqualizedLinear(latent_dim if i == 0 else w_dim, w_dim, lr_multiplier=lr_multiplier), nn.LeakyReLU(0.2)]
+            layers += [
+                EqualizedLinear(latent_dim if i == 0 else w_dim, w_dim, lr_multiplier=lr_multiplier),
+                nn.LeakyReLU(0.2),
+            ]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        check(z.ndim == 2 and z.shape[1] == self.latent_dim, 'z', f'shape (N, {self.latent_dim})', tuple(z.shape))
+        check(
+            z.ndim == 2 and z.shape[1] == self.latent_dim,
+            'z',
+            f'shape (N, {self.latent_dim})',
+            tuple(z.shape),
+        )
         return self.net(z)
 
 # %% ../nbs/41_stylegan.ipynb #6ff187b4
-def adaptive_instance_norm(x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+def adaptive_instance_norm(
+    x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
     """AdaIN(x, y) = y_s·(x − μ(x))/σ(x) + y_b, per sample and channel (Huang & Belongie 2017).
     x (N, C, H, W); scale y_s and bias y_b (N, C). σ² is the population variance over H×W, plus `eps`."""
     check(x.ndim == 4, 'x', 'feature maps (N, C, H, W)', tuple(x.shape))
@@ -118,7 +128,10 @@ class SynthesisNetwork(nn.Module):
         widths = [width // 2**s for s in range(n_up + 1)]
         check(widths[-1] >= 1, 'width', f'at least {2 ** n_up} for {size}-pixel images', width)
         self.const = nn.Parameter(torch.ones(1, widths[0], start, start))
-        layers = [StyleLayer(widths[0], widths[0], w_dim, conv=False), StyleLayer(widths[0], widths[0], w_dim)]
+        layers = [
+            StyleLayer(widths[0], widths[0], w_dim, conv=False),
+            StyleLayer(widths[0], widths[0], w_dim),
+        ]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             layers += [StyleLayer(c_in, c_out, w_dim, upsample=True), StyleLayer(c_out, c_out, w_dim)]
         self.layers = nn.ModuleList(layers)
@@ -128,7 +141,7 @@ class SynthesisNetwork(nn.Module):
         self.w_dim = w_dim
 
     def make_noise(self, n: int, device, generator: torch.Generator | None = None) -> list[torch.Tensor]:
-        "One N(0, 1) map (n, 1, r, r) per layer; from `generator` (on the CPU) when given, else the global one."
+        "One N(0, 1) map (n, 1, r, r) per layer, from `generator` (CPU) when given, else the global one."
         if generator is None:
             return [torch.randn(n, 1, r, r, device=device) for r in self.resolutions]
         return [torch.randn(n, 1, r, r, generator=generator).to(device) for r in self.resolutions]
@@ -159,7 +172,7 @@ def truncate(w: torch.Tensor, w_avg: torch.Tensor, psi: float) -> torch.Tensor:
 
 
 def mix_styles(w1: torch.Tensor, w2: torch.Tensor, n_layers: int, crossover: int) -> torch.Tensor:
-    """ws (N, n_layers, w_dim) with w1 (N, w_dim) for layers < `crossover` (coarse) and w2 for the rest (fine)."""
+    """ws (N, n_layers, w_dim): w1 (N, w_dim) for layers < `crossover` (coarse), w2 for the rest (fine)."""
     check(
         isinstance(crossover, int) and 0 <= crossover <= n_layers,
         'crossover',
@@ -251,7 +264,9 @@ def laplacian_bands(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def noise_change_by_resolution(G: StyleGenerator, z: torch.Tensor, n_draws: int = 8, seed: int = 0) -> list[float]:
+def noise_change_by_resolution(
+    G: StyleGenerator, z: torch.Tensor, n_draws: int = 8, seed: int = 0
+) -> list[float]:
     """Root mean square change of each Laplacian band (coarse to fine) when the noise is resampled for
     fixed w = f(z): `n_draws` pairs of noise draws, averaged."""
     gen = torch.Generator().manual_seed(seed)

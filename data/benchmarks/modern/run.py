@@ -2,21 +2,27 @@
 and the StyleGAN-lite truncation sweep. Read back in nbs/41_stylegan.ipynb.
 
 Run from the repository root, on one CPU thread (the step budgets were measured so):
-    OMP_NUM_THREADS=1 python data/benchmarks/modern/run.py
+    OMP_NUM_THREADS=1 python data/benchmarks/modern/run.py             # the study: results.json
+    OMP_NUM_THREADS=1 python data/benchmarks/modern/run.py truncation  # the sweep: truncation.json
 Both parts resume from their results files (results.json, truncation.json) if interrupted.
 
 Equal wall-clock budget: each method's steps are its measured seconds per step on one thread divided
 into the same budget (about 90 s: DCGAN 0.116 s/step; progressive, width 8, about 0.29 s/step averaged
-over its five phases; StyleGAN-lite, width 32, 0.41 s/step); every run's seconds are stored with it.
+over its five phases, 400 steps; StyleGAN-lite, width 32, 0.41 s/step); every run's seconds are stored with it.
 (The study lives here, not in ganlab.stylegan: ganlab.studies imports the trainer, which imports
 ganlab.stylegan, so the module may not import the studies.)"""
+import sys
 import torch
 from ganlab.core import check
 
+# Optimisers: DCGAN's (the loss's defaults: Adam, lr 2e-4, betas (0.5, 0.999)); PGGAN's for the
+# progressive networks (lr 1e-3, betas (0, 0.99): with equalized learning rate every weight has scale 1,
+# so a step of 2e-4 moves a layer 50 times less, relatively, than in a DCGAN initialised at N(0, 0.02²));
+# StyleGAN's for its generator (lr 1e-3, betas (0, 0.99)) with the DCGAN discriminator kept at 2e-4.
 MODERN_METHODS = {
     'DCGAN': dict(arch='dcgan', width=32, steps=800),
-    'progressive': dict(arch='progressive', game='progressive', width=8, steps=320),
-    'StyleGAN-lite': dict(arch='stylegan', width=32, steps=230),
+    'progressive': dict(arch='progressive', game='progressive', width=8, steps=400, lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.99)),
+    'StyleGAN-lite': dict(arch='stylegan', width=32, steps=230, lr_g=1e-3, lr_d=2e-4, betas=(0.0, 0.99)),
 }
 
 
@@ -101,5 +107,7 @@ if __name__ == '__main__':
     torch.set_num_threads(1)
     from ganlab.studies import run_study
 
-    run_study(modern_study(), OUT, command=COMMAND)
-    truncation_sweep(OUT)
+    if sys.argv[1:] == ['truncation']:
+        truncation_sweep(OUT)
+    else:
+        run_study(modern_study(), OUT, command=COMMAND)
