@@ -212,10 +212,13 @@ class ProgressiveGenerator(nn.Module):
         return (1 - self.alpha) * old + self.alpha * new
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        "Images at the final size: `synthesize(z)` upsampled (nearest) to (N, channels, size, size)."
+        "`synthesize(z)` upsampled (nearest) to (N, channels, size, size); clipped to [-1, 1] in eval mode."
         x = self.synthesize(z)
         factor = self.out_shape[-1] // x.shape[-1]
-        return x if factor == 1 else F.interpolate(x, scale_factor=factor, mode='nearest')
+        if factor > 1:
+            x = F.interpolate(x, scale_factor=factor, mode='nearest')
+        # The output layer is linear; samples (eval mode) are clipped to the data's range [-1, 1].
+        return x if self.training else x.clamp(-1, 1)
 
     def active_parameters(self) -> list[nn.Parameter]:
         "The parameters the current stage uses (those its optimiser updates)."

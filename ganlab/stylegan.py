@@ -248,7 +248,9 @@ class StyleGenerator(nn.Module):
             ws = mix_styles(w, w2, self.n_layers, crossover)
         if not self.training and self.psi != 1.0:
             ws = truncate(ws, self.w_avg, self.psi)
-        return self.synthesis(ws, self._noise(len(z), z.device))
+        image = self.synthesis(ws, self._noise(len(z), z.device))
+        # The output layer is linear; samples (eval mode) are clipped to the data's range [-1, 1].
+        return image if self.training else image.clamp(-1, 1)
 
 # %% ../nbs/41_stylegan.ipynb #80612c47
 def laplacian_bands(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
