@@ -4,7 +4,9 @@ and the StyleGAN-lite truncation sweep. Read back in nbs/41_stylegan.ipynb.
 Run from the repository root, on one CPU thread (the step budgets were measured so):
     OMP_NUM_THREADS=1 python data/benchmarks/modern/run.py             # the study: results.json
     OMP_NUM_THREADS=1 python data/benchmarks/modern/run.py truncation  # the sweep: truncation.json
-Both parts resume from their results files (results.json, truncation.json) if interrupted.
+Both parts resume from their results files (results.json, truncation.json) if interrupted. The kept
+stylegan-seed*/checkpoint.pt files were stripped to the step and the generator after the sweep (the
+notebook needs nothing else), to keep the repository small.
 
 Equal wall-clock budget: each method's steps are its measured seconds per step on one thread divided
 into the same budget (about 90 s: DCGAN 0.116 s/step; progressive, width 8, about 0.29 s/step averaged
