@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 import torch
-from .core import atomic_write_bytes, check
+from .core import atomic_write_bytes, atomic_write_text, check
 from .sandbox import clean_text, sandbox_problem
 
 # %% auto #0
@@ -857,7 +857,6 @@ def write_results(result: GradeResult, out: str | os.PathLike, force: bool = Fal
     """Write `results.json` (Gradescope) and `report.md` into `out`, each atomically (a temporary file
     renamed); `FileExistsError` if results exist and not `force`. Call it only once every process of the submission has
     ended (`Grader.grade` returns then): nothing else can write there meanwhile."""
-    from ganlab.core import atomic_write_text
     out = Path(out)
     path = out / 'results.json'
     if path.exists() and not force:
@@ -868,7 +867,6 @@ def write_results(result: GradeResult, out: str | os.PathLike, force: bool = Fal
 
 def write_csv(results: list[GradeResult], path: str | os.PathLike) -> Path:
     "`grades.csv`: one row per submission (score, max, seed) and one column per item."
-    from ganlab.core import atomic_write_text
     import io
     names = list(dict.fromkeys(i.name for r in results for i in r.items))
     buffer = io.StringIO()

@@ -16,7 +16,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .core import atomic_write_text, check
+from .core import atomic_write_text, check, seed_everything
+from .callbacks import NonFiniteStop
+from .evaluators import load_evaluator, extract_features
+from .metrics import fid_from_features
 from . import data as gdata, viz
 from .games import Game
 from .losses import gan_d_loss, nsgan_g_loss, lsgan_d_loss, lsgan_g_loss
@@ -465,7 +468,6 @@ def translate(generator: nn.Module, images: torch.Tensor, device=None, batch_siz
 # %% ../nbs/42_translation.ipynb #2b4819c0
 def _evaluator_features(name: str, images: torch.Tensor, device):
     "Evaluator `name`'s (features, logits) of images in [-1, 1], or None when its weights are not installed."
-    from ganlab.evaluators import load_evaluator, extract_features
 
     try:
         model = load_evaluator(name, device)
@@ -488,7 +490,6 @@ def translation_metrics(
     out = dict(l1=float((outputs - targets).abs().mean()), sharpness=sharpness(outputs, targets))
     if evaluator is None:
         return out
-    from ganlab.metrics import fid_from_features
 
     fake = _evaluator_features(evaluator, outputs, device)
     real = _evaluator_features(evaluator, targets, device)
@@ -887,8 +888,6 @@ TRANSLATION_STUDY = dict(
 
 def run_translation(cfg: TrainConfig, eval_samples: int = 2000, picture=None) -> dict:
     "Train `cfg` (a translation game) with the plain `Trainer` here; its metrics, CPU seconds and failure."
-    from ganlab.callbacks import NonFiniteStop
-    from ganlab.core import seed_everything
 
     cfg = cfg.resolved()
     seed_everything(cfg.seed)
