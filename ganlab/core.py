@@ -148,6 +148,14 @@ def _normalize(name: str) -> str:
     return re.sub(r'[-\s]', '_', str(name).strip().lower())
 
 
+def _same_definition(old: Any, new: Any) -> bool:
+    "True when `new` is a function or class defined under the same qualified name as `old` (not a lambda)."
+    name = getattr(new, '__qualname__', None)
+    if not callable(new) or name is None or '<lambda>' in name:
+        return False
+    return getattr(old, '__qualname__', None) == name
+
+
 class Registry:
     "Map names (hyphen/underscore/case-insensitive) to objects; unknown names list the valid ones."
 
@@ -155,11 +163,13 @@ class Registry:
         self.kind, self._items = kind, {}
 
     def register(self, name: str, obj: Any = None):
-        "`reg.register('x', obj)`, or `@reg.register('x')` as a decorator."
+        """`reg.register('x', obj)`, or `@reg.register('x')` as a decorator. A name holds one object; the
+        one exception is a definition registered again under its own name (a chapter run as a notebook
+        after the package it exports was imported), which replaces the earlier one."""
 
         def add(o):
             key = _normalize(name)
-            if key in self._items:
+            if key in self._items and not _same_definition(self._items[key], o):
                 raise KeyError(f"{self.kind} {name!r} is already registered")
             self._items[key] = o
             return o

@@ -38,6 +38,10 @@ def test_registry_normalises_names_and_lists_valid_ones():
     assert r.names == ['ns_gan', 'wgan_gp']
     with pytest.raises(KeyError, match="unknown loss 'lsgan'; valid names: ns_gan, wgan_gp"): r['lsgan']
     with pytest.raises(KeyError, match='already registered'): r.register('wgan_gp', 2)
+    def g(): pass
+    with pytest.raises(KeyError, match='already registered'): r.register('ns-gan', g)      # another definition
+    def f(): pass                                    # the same definition again (a notebook re-run): replaced
+    assert r.register('ns-gan', f) is f and r['ns_gan'] is f
 
 def test_atomic_save_leaves_no_temporary_files(tmp_path):
     atomic_save({'x': torch.ones(2)}, tmp_path/'a'/'c.pt')
