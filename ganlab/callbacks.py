@@ -67,16 +67,17 @@ def flat_logs(trainer) -> dict[str, float]:
 
 
 class NonFiniteStop(Callback):
-    "Stop at the first NaN/inf logged value, before anything is logged or saved."
+    """Stop at the first NaN/inf loss (every logged `*_loss`), before anything is logged or saved. One
+    host-device synchronisation per step: the losses are checked together."""
 
     order = -10
 
     def after_step(self, trainer):
-        row = flat_logs(trainer)
-        bad = {name: value for name, value in row.items() if not math.isfinite(value)}
-        if bad:
-            shown = ', '.join(f'{name}={value:.4g}' for name, value in row.items() if name.endswith('loss'))
-            raise CancelFit(f"non-finite loss at step {trainer.step} ({shown or bad})")
+        losses = [torch.as_tensor(value).float().reshape(-1) for values in trainer.logs.values()
+                  for name, value in values.items() if name.endswith('_loss')]
+        if losses and not bool(torch.isfinite(torch.cat(losses)).all()):
+            shown = ', '.join(f'{k}={v:.4g}' for k, v in flat_logs(trainer).items() if k.endswith('_loss'))
+            raise CancelFit(f"non-finite loss at step {trainer.step} ({shown})")
 
 # %% ../nbs/27c_callbacks.ipynb #be2176f1
 class History(Callback):

@@ -104,7 +104,6 @@ class TrainConfig:
         loss = get_loss(self.loss)
         defaults = loss.optimizer_defaults
         builder = inspect.signature(models.architectures[self.arch]).parameters
-        self.check()                         # the values given, before any default fills a gap
         c = copy.copy(self)
 
         def default(value, fallback):
@@ -302,9 +301,13 @@ def _wrap_innermost(loss, wrap):
     return wrap(loss)
 
 
-def _player(player: str) -> str:
+def _add_player_terms(setup, player: str, make):
+    """Add the penalty `make(module)` to D's loss (module None: the discriminator the loss is given), to G's
+    (module: the generator), or to both, as `player` says ('d', 'g' or 'both')."""
     check(player in ('d', 'g', 'both'), 'player', "'d', 'g' or 'both'", player)
-    return player
+    d_terms = [make(None)] if player in ('d', 'both') else []
+    g_terms = [make(setup.G)] if player in ('g', 'both') else []
+    return _add_terms(setup, d_terms, g_terms)
 
 # %% ../nbs/27d_recipes.ipynb #cf401165
 @tricks.register('gradient_penalty')
@@ -346,23 +349,13 @@ def spectral_norm_trick(setup, n_power_iterations: int = 1):
 @tricks.register('orthogonal')
 def orthogonal_trick(setup, beta: float = 1e-4, player: str = 'g'):
     "BigGAN's relaxed orthogonal regularization on G's weights (player='g', as in BigGAN), D's, or both."
-    _player(player)
-    return _add_terms(
-        setup,
-        [OrthogonalPenalty(beta)] if player in ('d', 'both') else [],
-        [OrthogonalPenalty(beta, module=setup.G)] if player in ('g', 'both') else [],
-    )
+    return _add_player_terms(setup, player, lambda module: OrthogonalPenalty(beta, module=module))
 
 
 @tricks.register('historical_averaging')
 def historical_averaging_trick(setup, weight: float = 1e-3, player: str = 'both'):
     "weight·‖θ − mean of past θ‖² on D's loss, G's, or both."
-    _player(player)
-    return _add_terms(
-        setup,
-        [HistoricalAveraging(weight)] if player in ('d', 'both') else [],
-        [HistoricalAveraging(weight, module=setup.G)] if player in ('g', 'both') else [],
-    )
+    return _add_player_terms(setup, player, lambda module: HistoricalAveraging(weight, module=module))
 
 
 @tricks.register('feature_matching')

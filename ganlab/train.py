@@ -33,7 +33,6 @@ from ganlab.callbacks import (
 from .games import Conditioning, AdversarialGame
 from .trainer import Trainer, BF16Autocast, ChannelsLast, Compile
 from .recipes import TrainConfig, Setup, build_setup, build_game, build_run, make_optimizer
-import ganlab.progressive, ganlab.stylegan  # registers their architectures and game recipes
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'prepare_run_dir', 'read_run_config', 'read_checkpoint', 'init_distributed', 'run_callbacks', 'load_data',
@@ -183,8 +182,8 @@ def train(
     """Run `config` into a run folder; returns a summary dict (run folder, steps, seconds, metrics,
     failure, diagnostics, rank, world)."""
     config = config or TrainConfig()
-    if not resume:
-        config.resolved()  # a configuration no run can use is refused before any folder is made
+    # A configuration no run can use is refused before any folder is made (a resumed run's is read below).
+    cfg = None if resume else config.resolved()
     rank, world, device = init_distributed(config.device)
     run_dir = [prepare_run_dir(out, config.data, config.loss, resume, overwrite) if rank == 0 else None]
     if world > 1:
@@ -192,8 +191,7 @@ def train(
     run_dir = Path(run_dir[0])
     if resume:
         saved = read_run_config(run_dir)
-        config = TrainConfig(**{**saved, 'steps': config.steps, 'device': config.device})
-    cfg = config.resolved()
+        cfg = TrainConfig(**{**saved, 'steps': config.steps, 'device': config.device}).resolved()
     seed_everything(cfg.seed)  # the same seed everywhere: every process starts from the same weights
     data = load_data(cfg)
     game, extra = build_run(cfg, data)
