@@ -10,6 +10,7 @@ import gzip, math, os, zlib
 from pathlib import Path
 import numpy as np
 import torch
+import ganlab
 from .core import Registry, check
 
 # %% auto #0
@@ -213,12 +214,14 @@ def read_idx(path: str | os.PathLike) -> torch.Tensor:
 
 # %% ../nbs/01_data.ipynb #8ffb9de4
 def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
-    """The folders searched for data: `root` alone if given, else `$GANLAB_DATA`, `./data`,
-    `/usr/share/datasets`."""
+    """The folders searched for data: `root` alone if given, else `$GANLAB_DATA`, `./data`, the
+    repository's `data/` (next to the package in a source checkout), `/usr/share/datasets`."""
     if root is not None:
         return [Path(root).expanduser()]
     env = os.environ.get('GANLAB_DATA')
-    return [Path(p).expanduser() for p in (env, 'data', '/usr/share/datasets') if p]
+    shipped = Path(ganlab.__file__).resolve().parent.parent / 'data'
+    roots = [Path(p).expanduser() for p in (env, 'data') if p]
+    return roots + [p for p in (shipped, Path('/usr/share/datasets')) if p not in roots]
 
 def _download_root(root) -> Path:
     return data_roots(root)[0]
