@@ -7,7 +7,7 @@ Docs: https://ganlab.github.io/ganlab/outputs.html.md"""
 
 # %% ../nbs/93_outputs.ipynb #78b29065
 from __future__ import annotations
-import argparse, hashlib, json, os, re, sys, time
+import argparse, hashlib, json, os, re, sys, tempfile, time
 from pathlib import Path
 import nbformat
 import ganlab
@@ -46,8 +46,9 @@ def course_notebooks(nbs: str | os.PathLike = 'nbs') -> list[Path]:
 
 def machine_paths(root: str | os.PathLike) -> list[str]:
     """Strings that give away the machine that executed a notebook: the repository's absolute path,
-    the home folder and the interpreter's prefix (longest first)."""
-    found = {str(Path(root).resolve()), str(Path.home()), sys.prefix, str(Path(sys.prefix).resolve())}
+    the home folder, the interpreter's prefix and the temporary folder (longest first)."""
+    found = {str(Path(root).resolve()), str(Path.home()), sys.prefix, str(Path(sys.prefix).resolve()),
+             os.path.join(tempfile.gettempdir(), '')}
     return sorted((p for p in found if len(p) > 4), key=len, reverse=True)
 
 # %% ../nbs/93_outputs.ipynb #6fcc8f38
@@ -142,6 +143,9 @@ def _outputs_text(cell) -> str:
     return '\n'.join(parts)
 
 
+_WALL_CLOCK = re.compile(r'\bin \d+(?:\.\d+)? ?(?:s|ms|sec|seconds)\b')
+
+
 def stale_reasons(path: str | os.PathLike, package_dir: str | os.PathLike | None = None,
                   forbidden: list[str] | None = None) -> list[str]:
     """Why the committed outputs of the notebook at `path` cannot be trusted (empty: they can). `forbidden`
@@ -174,6 +178,9 @@ def stale_reasons(path: str | os.PathLike, package_dir: str | os.PathLike | None
         hit = next((p for p in forbidden if p in text), None)
         if hit:
             reasons.append(f'code cell {i} prints a path of this machine ({hit})')
+        clock = _WALL_CLOCK.search(text)
+        if clock:
+            reasons.append(f'code cell {i} prints a wall-clock time ({clock.group(0)!r})')
     return reasons
 
 # %% ../nbs/93_outputs.ipynb #1adcfffd
