@@ -13,6 +13,7 @@ Modules:
 - `ganlab.sandbox`: Every process that runs submitted code (the reference too) runs inside bubblewrap: new user, pid, mount, network, IPC and UTS namespaces, an unprivileged uid, a read-only view of the interpreter and its packages, a private size-limited tmpfs, seccomp and rlimits; data in, checked data out.
 - `ganlab.shapes`: The output size o = (i − 1)·s + k − 2p, derived twice and checked against PyTorch over hundreds of settings; why the layer is called "transposed"; and where checkerboard artefacts come from.
 - `ganlab.translation`: A generator that maps an image to an image: trained on pairs with a conditional GAN plus an L1 term (pix2pix, Isola et al. 2017), or on two unpaired collections with two GANs tied by cycle consistency (CycleGAN, Zhu et al. 2017).
-- `ganlab.transport`: When the supports are disjoint, KL and JS say nothing useful; the earth mover's distance still measures how far apart two distributions are. Its primal and dual problems, solved exactly, and the neural critics that approximate it."""
+- `ganlab.transport`: When the supports are disjoint, KL and JS say nothing useful; the earth mover's distance still measures how far apart two distributions are. Its primal and dual problems, solved exactly, and the neural critics that approximate it.
+- `ganlab.tricks`: One-sided label smoothing, noisy and flipped labels, instance noise, differentiable augmentation, PacGAN's packing, and the balance of D and G (n_critic, TTUR, dropout)."""
 
 __version__ = "0.1.0"
