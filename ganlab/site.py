@@ -166,6 +166,7 @@ nav.site-nav {display: flex; gap: 1.5em; padding: 0.6em 1em; margin-bottom: 1em;
               border-bottom: 1px solid var(--jp-border-color2); font-family: var(--jp-ui-font-family);}
 nav.site-nav a {text-decoration: none;}
 nav.site-nav .home {font-weight: bold; margin-right: auto;}
+.jp-RenderedMarkdown pre {margin: 0.5em 0 1em; padding: 0.5em 0.8em; background: var(--jp-layout-color2);}
 </style>
 {%- endblock html_head_js_mathjax -%}
 {%- block body_header -%}
