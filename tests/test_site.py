@@ -26,7 +26,8 @@ def browser_or_skip():
     except ImportError:
         missing.append('selenium (pip)')
     if missing:
-        reason = f"the headless-browser check needs {', '.join(missing)} (apt-get install chromium chromium-driver)"
+        install = 'apt-get install chromium chromium-driver'
+        reason = f"the headless-browser check needs {', '.join(missing)} ({install})"
         if os.environ.get('GANLAB_REQUIRE_BROWSER', '') not in ('', '0'):
             pytest.fail(f'GANLAB_REQUIRE_BROWSER is set and {reason}')
         pytest.skip(f'{reason}; set GANLAB_REQUIRE_BROWSER=1 to fail instead of skipping')
@@ -164,7 +165,7 @@ def _sidebar_pages(entries):
 
 
 def test_sidebar_lists_every_notebook_once():
-    "nbs/sidebar.yml (nbdev-docs' sidebar, kept by hand: custom_sidebar = true) matches the notebooks in nbs/."
+    "nbs/sidebar.yml (nbdev-docs' sidebar, kept by hand: custom_sidebar = true) lists the notebooks in nbs/."
     sidebar = yaml.safe_load((NBS / 'sidebar.yml').read_text())
     listed = list(_sidebar_pages(sidebar['website']['sidebar']['contents']))
     notebooks = [p.relative_to(NBS).as_posix() for p in course_notebooks(NBS)]
