@@ -127,8 +127,7 @@ def execute(path: str | os.PathLike, timeout: int = 1200, kernel: str = 'python3
     modules = json.loads(probe.outputs[-1].text)
     tidy_outputs(nb)
     for cell in nb.cells:
-        cell.metadata.pop('execution', None)
-    nb.metadata.pop('language_info', None)
+        cell.metadata.pop('execution', None)   # (timestamps; the kernel's language_info stays, as JupyterLab writes it)
     nb.metadata['ganlab'] = {'outputs': fingerprint(nb, modules)}
     atomic_write_text(path, nbformat.writes(nb) + '\n')
     return path
