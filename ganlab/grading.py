@@ -880,7 +880,7 @@ def write_csv(results: list[GradeResult], path: str | os.PathLike) -> Path:
 
 # %% ../nbs/30_grading.ipynb #a17b0002
 def _call_in_process(namespace: dict, item: Item, inputs: dict) -> Any:
-    "What the sandbox's `_serve` does with one request, in this process: the item's `call` (or the function), as data."
+    "What the sandbox's `_serve` does with one request, here: the item's `call` (or the function), as data."
     import copy
     f = namespace[item.function]
     inputs = copy.deepcopy(inputs)
@@ -891,7 +891,7 @@ def _call_in_process(namespace: dict, item: Item, inputs: dict) -> Any:
     return to_data(f(**inputs))
 
 def _namespace(sources: list[str]) -> dict:
-    "A namespace in which the graded cells `sources` ran (as the sandbox runs them); `RuntimeError` if one raises."
+    "A namespace in which the graded cells `sources` ran, as the sandbox runs them (a cell's exception propagates)."
     namespace = {'__name__': '__submission__'}
     for i, source in enumerate(sources):
         exec(compile(source, f'<graded cell {i}>', 'exec'), namespace)
@@ -900,8 +900,9 @@ def _namespace(sources: list[str]) -> dict:
 def seed_sweep(lab: Lab | str | int | os.PathLike, notebook: dict | str | os.PathLike | None = None,
                seeds: int = 50, start: int = 0) -> dict[str, dict]:
     """Score `notebook` (default: the lab's reference) on run seeds `start, ..., start + seeds - 1`, in this
-    process, without a sandbox: trusted code only. Returns {item: {'points', 'min', 'mean', 'seeds', 'worst_seed',
-    'message'}}, `min` the lowest score over the seeds (each seed's score is the item's over all its trials)."""
+    process, without a sandbox: trusted code only. Returns {item: {'points', 'min', 'mean', 'seeds',
+    'worst_seed', 'message'}}, `min` the lowest score over the seeds (a seed's score: the item's over all its
+    trials, the smallest fraction counting, as in `grade_item`)."""
     check(isinstance(seeds, int) and seeds >= 1, 'seeds', 'an int >= 1', seeds)
     lab = lab if isinstance(lab, Lab) else load_lab(find_lab(lab))
     reference = _namespace(lab.reference)
@@ -936,8 +937,8 @@ def seed_sweep(lab: Lab | str | int | os.PathLike, notebook: dict | str | os.Pat
     return table
 
 def sweep_labs(seeds: int = 50, start: int = 0, labs: str | os.PathLike | None = None) -> list[dict]:
-    """`seed_sweep` of every lab's reference; prints and returns one row per lab: items, the lowest total score over
-    the seeds, the maximum, the seeds, and the items that ever lost points."""
+    """`seed_sweep` of every lab's reference; prints and returns one row per lab: items, the lowest total score
+    over the seeds, the maximum, the seeds, and the items that ever lost points."""
     rows = []
     for path in lab_sources(labs):
         lab = load_lab(path)
@@ -946,7 +947,8 @@ def sweep_labs(seeds: int = 50, start: int = 0, labs: str | os.PathLike | None =
                 for name, r in table.items() if r['min'] < r['points']}
         row = dict(lab=lab.name, items=len(table), min=round(sum(r['min'] for r in table.values()), 6),
                    max=lab.max_score, seeds=seeds, lost=lost)
-        print(f"{row['lab']:20s} items {row['items']:2d}  min {row['min']:g} / {row['max']:g}  seeds {start}..{start + seeds - 1}"
+        seed_range = f'{start}..{start + seeds - 1}'
+        print(f"{row['lab']:20s} items {row['items']:2d}  min {row['min']:g} / {row['max']:g}  seeds {seed_range}"
               + (f'  LOST: {lost}' if lost else ''), flush=True)
         rows.append(row)
     return rows
