@@ -22,7 +22,7 @@ __all__ = ['GRADED', 'MAX_NOTEBOOK_MB', 'Item', 'summarize', 'call_signature', '
            'read_notebook', 'new_notebook', 'notebook_bytes', 'student_notebook', 'Lab', 'load_lab_markers',
            'strip_hidden', 'load_lab', 'labs_dir', 'lab_sources', 'find_lab', 'assign', 'ItemResult', 'GradeResult',
            'submission_cells', 'trial_seed', 'grade_item', 'Grader', 'grade', 'write_results', 'write_csv',
-           'time_reference_grading', 'gradescope_zip', 'assign_main', 'grade_main']
+           'seed_sweep', 'sweep_labs', 'time_reference_grading', 'gradescope_zip', 'assign_main', 'grade_main']
 
 # %% ../nbs/30_grading.ipynb #ddb12645
 _VISIBILITIES = ('visible', 'hidden', 'after_due_date', 'after_published')
@@ -877,6 +877,81 @@ def write_csv(results: list[GradeResult], path: str | os.PathLike) -> Path:
         writer.writerow([clean_text(r.submission), f'{r.score:g}', f'{r.max_score:g}', r.seed,
                          *[f'{per.get(n, 0):g}' for n in names]])
     return atomic_write_text(path, buffer.getvalue())
+
+# %% ../nbs/30_grading.ipynb #a17b0002
+def _call_in_process(namespace: dict, item: Item, inputs: dict) -> Any:
+    "What the sandbox's `_serve` does with one request, here: the item's `call` (or the function), as data."
+    import copy
+    f = namespace[item.function]
+    inputs = copy.deepcopy(inputs)
+    if item.call:
+        scope = dict(namespace)
+        exec(compile(item.call, '<call>', 'exec'), scope)
+        return to_data(scope['call'](f, **inputs))
+    return to_data(f(**inputs))
+
+def _namespace(sources: list[str]) -> dict:
+    "A namespace in which the graded cells `sources` ran, as the sandbox runs them (a cell's exception propagates)."
+    namespace = {'__name__': '__submission__'}
+    for i, source in enumerate(sources):
+        exec(compile(source, f'<graded cell {i}>', 'exec'), namespace)
+    return namespace
+
+def seed_sweep(lab: Lab | str | int | os.PathLike, notebook: dict | str | os.PathLike | None = None,
+               seeds: int = 50, start: int = 0) -> dict[str, dict]:
+    """Score `notebook` (default: the lab's reference) on run seeds `start, ..., start + seeds - 1`, in this
+    process, without a sandbox: trusted code only. Returns {item: {'points', 'min', 'mean', 'seeds',
+    'worst_seed', 'message'}}, `min` the lowest score over the seeds (a seed's score: the item's over all its
+    trials, the smallest fraction counting, as in `grade_item`)."""
+    check(isinstance(seeds, int) and seeds >= 1, 'seeds', 'an int >= 1', seeds)
+    lab = lab if isinstance(lab, Lab) else load_lab(find_lab(lab))
+    reference = _namespace(lab.reference)
+    if notebook is None:
+        mine = reference
+    else:
+        nb = notebook if isinstance(notebook, dict) else read_notebook(notebook, max_mb=200)
+        mine = _namespace([strip_hidden(s) for s in submission_cells(nb, lab)])
+    table = {}
+    for item in lab.grading:
+        scores, worst = [], (math.inf, None, '')
+        for seed in range(start, start + seeds):
+            fraction, message = 1., ''
+            for t in range(item.trials):
+                g = torch.Generator().manual_seed(trial_seed(seed, item.name, t))
+                inputs = to_data(item.inputs(g)) if item.inputs else {}
+                ref = _call_in_process(reference, item, inputs) if item.reference else None
+                try:
+                    out = _call_in_process(mine, item, inputs)
+                    f, m = _scored(item, out, ref, inputs)
+                except Exception as e:        # the notebook's function raised
+                    f, m = 0., f'{type(e).__name__}: {e}'
+                if f < fraction:
+                    fraction, message = f, m
+                if f == 0:
+                    break
+            scores.append(item.points * fraction)
+            if scores[-1] < worst[0]:
+                worst = (scores[-1], seed, message)
+        table[item.name] = dict(points=float(item.points), min=min(scores), mean=sum(scores) / len(scores),
+                                seeds=len(scores), worst_seed=worst[1], message=worst[2])
+    return table
+
+def sweep_labs(seeds: int = 50, start: int = 0, labs: str | os.PathLike | None = None) -> list[dict]:
+    """`seed_sweep` of every lab's reference; prints and returns one row per lab: items, the lowest total score
+    over the seeds, the maximum, the seeds, and the items that ever lost points."""
+    rows = []
+    for path in lab_sources(labs):
+        lab = load_lab(path)
+        table = seed_sweep(lab, seeds=seeds, start=start)
+        lost = {name: f"{r['min']:g}/{r['points']:g} (seed {r['worst_seed']}: {r['message'][:120]})"
+                for name, r in table.items() if r['min'] < r['points']}
+        row = dict(lab=lab.name, items=len(table), min=round(sum(r['min'] for r in table.values()), 6),
+                   max=lab.max_score, seeds=seeds, lost=lost)
+        seed_range = f'{start}..{start + seeds - 1}'
+        print(f"{row['lab']:20s} items {row['items']:2d}  min {row['min']:g} / {row['max']:g}  seeds {seed_range}"
+              + (f'  LOST: {lost}' if lost else ''), flush=True)
+        rows.append(row)
+    return rows
 
 # %% ../nbs/30_grading.ipynb #6f1c8a3b
 def time_reference_grading(sandbox: bool = True, labs: str | os.PathLike | None = None,

@@ -7,7 +7,8 @@ import json, os, re, shutil, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest, torch
 from ganlab.grading import (Item, Grader, LabFormatError, assign, assign_main, grade, grade_main, load_lab, new_notebook,
-                            notebook_bytes, source_of, student_notebook, expect_close, expect, compare, find_lab, trial_seed)
+                            notebook_bytes, source_of, student_notebook, expect_close, expect, compare, find_lab, trial_seed,
+                            seed_sweep)
 from ganlab.sandbox import Limits, Sandbox, SandboxError, ReplyError, check_reply, sandbox_problem, seccomp_program
 
 LIMITS = Limits(cell_timeout=5.)
@@ -600,3 +601,16 @@ def test_time_limit_for_the_whole_submission(lab_env):
     assert time.monotonic() - t0 < 60
     out = outputs(res)
     assert res.score == 0 and 'did not return within' in out['d_loss'] and 'Not run: the time limit' in out['gradient_penalty'], out
+
+
+def test_seed_sweep_scores_in_process_over_seeds(tmp_path):
+    """`seed_sweep` (trusted code, no sandbox): the reference keeps full marks on every seed, a whole-batch norm loses
+    its item on every seed and no other, and the sweep reports the seeds it ran."""
+    lab = write_lab(tmp_path / 'labs')
+    table = seed_sweep(lab, seeds=3)
+    assert {k: (r['min'], r['seeds']) for k, r in table.items()} == {k: (float(v), 3) for k, v in FULL.items()}
+    cells = new_notebook([('code', c.replace('grads.flatten(1).norm(dim=1)', 'grads.norm()')) for k, c in CELLS
+                          if c.startswith('#| graded')])
+    bad = seed_sweep(lab, cells, seeds=3)
+    assert [k for k, r in bad.items() if r['min'] < r['points']] == ['gradient_penalty']
+    assert bad['gradient_penalty']['mean'] == 0

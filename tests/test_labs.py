@@ -20,7 +20,9 @@ BUGS = {
   ('no_detach', '    fake = G(z).detach()\n',
    '    fake = G(z)\n', ['discriminator_step']),
   ('ns_sign', '    return F.softplus(-fake_logits).mean()\n',
-   '    return -F.softplus(-fake_logits).mean()\n', ['g_loss_nonsaturating', 'generator_step', 'train_gan']),
+   '    return -F.softplus(-fake_logits).mean()\n', ['g_loss_nonsaturating']),
+  ('one latent batch per step', '        z = torch.randn(batch_size, latent_dim, generator=gen).to(device)\n        g = generator_step',
+   '        g = generator_step', ['train_gan']),
   ('hist_inside_only', 'return counts / (len(samples) * edges.diff())',
    'return counts / (inside.sum() * edges.diff())', ['histogram_density']),
  ],
@@ -28,9 +30,11 @@ BUGS = {
   ('LeakyReLU in G block', 'nn.BatchNorm2d(c_out), nn.ReLU())',
    'nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2))', ['generator_block']),
   ('D block: conv bias always', 'bias=not batch_norm)]',
-   'bias=True)]', ['build_discriminator']),
+   'bias=True)]', ['discriminator_block']),
+  ('G block: conv bias', 'nn.ConvTranspose2d(c_in, c_out, kernel_size, stride, padding, bias=False),',
+   'nn.ConvTranspose2d(c_in, c_out, kernel_size, stride, padding),', ['generator_block']),
   ('D block: no batch norm', '    if batch_norm: layers.append(nn.BatchNorm2d(c_out))\n',
-   '', ['build_discriminator', 'discriminator_block']),
+   '', ['discriminator_block']),
   ('init std 0.2', 'nn.init.normal_(m.weight, 0., 0.02)',
    'nn.init.normal_(m.weight, 0., 0.2)', ['dcgan_init_weights']),
   ('init BN around 0', 'nn.init.normal_(m.weight, 1., 0.02)',
@@ -46,11 +50,13 @@ BUGS = {
  ],
  'lab3_wgan': [
   ('batch_norm_gp', 'grad.flatten(1).norm(2, dim=1)',
-   'grad.norm(2)', ['gradient_penalty', 'train_parallel_lines']),
+   'grad.norm(2)', ['gradient_penalty']),
   ('no_create_graph', 'x_hat, create_graph=True)',
-   'x_hat)', ['gradient_penalty', 'train_parallel_lines']),
+   'x_hat)', ['gradient_penalty']),
   ('critic_sign', '    return fake_scores.mean() - real_scores.mean()\n',
-   '    return real_scores.mean() - fake_scores.mean()\n', ['critic_loss', 'train_parallel_lines']),
+   '    return real_scores.mean() - fake_scores.mean()\n', ['critic_loss']),
+  ('generator_sign', '    return -fake_scores.mean()\n', '    return fake_scores.mean()\n', ['wgan_generator_loss']),
+  ('one critic step too few', 'for _ in range(n_critic):', 'for _ in range(n_critic - 1):', ['train_parallel_lines']),
   ('clip_weights_only', 'for p in module.parameters(): p.clamp_(-c, c)',
    'for p in module.parameters():\n            if p.dim() > 1: p.clamp_(-c, c)', ['clip_weights']),
  ],
@@ -63,6 +69,7 @@ BUGS = {
    'torch.full_like(fake_logits, 0.1))', ['smoothed_d_loss']),
   ('noise_real_only', 'return real + sigma * noise_real, fake + sigma * noise_fake',
    'return real + sigma * noise_real, fake', ['add_instance_noise']),
+  ('mbd_l2', 'torch.cdist(M, M, p=1)', 'torch.cdist(M, M, p=2)', ['minibatch_features']),
  ],
  'lab5_conditional': [
   ('one-hot before z', 'torch.cat([z, F.one_hot(y, n_classes).to(z.dtype)], dim=1)',
@@ -82,9 +89,9 @@ BUGS = {
  ],
  'lab6_evaluation': [
   ('sqrtm without clamp', 'lam.clamp(min=0).sqrt()',
-   'lam.sqrt()', ['frechet_distance_singular', 'sqrtm_psd_singular']),
+   'lam.sqrt()', ['sqrtm_psd_singular']),
   ('eigh of the non-symmetric product', '    root1 = sqrtm_psd(sigma1)\n    M = root1 @ sigma2 @ root1\n    tr_sqrt = sqrtm_psd((M + M.T) / 2).trace()',
-   '    tr_sqrt = sqrtm_psd(sigma1 @ sigma2).trace()', ['fid_from_features', 'frechet_distance', 'frechet_distance_singular']),
+   '    tr_sqrt = sqrtm_psd(sigma1 @ sigma2).trace()', ['frechet_distance', 'frechet_distance_singular']),
   ('biased covariance', 'centred.T @ centred / (len(f) - 1)',
    'centred.T @ centred / len(f)', ['fid_from_features']),
   ('raw logits as log p', '        log_p = torch.log_softmax(part, dim=1)\n',
@@ -97,6 +104,10 @@ BUGS = {
    'for part in [logits]:', ['inception_score_splits']),
  ],
 }
+
+
+# (lab, bug, its item, the score it keeps): the value right and the gradient wrong keeps the value's share
+PARTIAL = [('lab3_wgan', 'no_create_graph', 'gradient_penalty', 2), ('lab4_mode_collapse', 'fm_no_detach', 'feature_matching_loss', 1)]
 
 
 def mutate(nb: dict, old: str, new: str) -> dict:
@@ -123,18 +134,69 @@ def test_reference_full_marks_student_zero_and_bugs_lose_points_on_their_items(l
             r = grader.grade(mutate(nb, old, new), seed=7)
             lost = sorted(i.name for i in r.items if i.score < i.max_score)
             assert lost == expected, f'{lab}: bug {name!r} lost points on {lost}, expected {expected}\n{r.report()}'
+            for _, bug, item, kept in (p for p in PARTIAL if p[:2] == (lab, name)):
+                got = {i.name: i for i in r.items}[item]
+                assert got.score == kept and 'raised' not in got.output, got.output
 
 
-@pytest.mark.parametrize('lab, item', [('lab1_game', 'train_gan'), ('lab4_mode_collapse', 'train_toy')])
-def test_training_items_sample_from_the_graders_own_network(lab, item):
-    """The training items score the trained weights, loaded into the grader's own copy of the generator: a state
-    dict of another network, or one with a non-finite value, gets zero; the untrained initial weights capture few modes."""
-    it = {i.name: i for i in load_lab(LABS/f'{lab}.ipynb').grading}[item]
+@pytest.mark.parametrize('lab, item, fake', [
+    ('lab1_game', 'train_gan', lambda i: dict(G=i['g_init'], D=i['d_init'], history=[[0.7, 0.7]] * i['steps'])),
+    ('lab3_wgan', 'train_parallel_lines',
+     lambda i: {m: dict(theta=[0.] * i['steps'], critic=i['critic_init']) for m in ('gan', 'wgan-clip', 'wgan-gp')})])
+def test_training_items_replay_the_loop(lab, item, fake):
+    """A training item gives the loop initial weights and a seed and compares what it trained with the reference's run:
+    the reference matches itself, and a made-up result (the initial weights, θ at 0 throughout) scores zero."""
+    from ganlab.grading import _call_in_process, _namespace, _scored
+    it_lab = load_lab(LABS/f'{lab}.ipynb')
+    it = {i.name: i for i in it_lab.grading}[item]
     inputs = it.inputs(torch.Generator().manual_seed(3))
-    init = inputs['g_init']
-    assert it.score(dict(init), None, inputs)[0] < 1
-    other = {'0.weight': torch.zeros(2, 2)}
-    broken = dict(init, **{k: torch.full_like(v, float('nan')) for k, v in list(init.items())[:1]})
-    for out in (other, broken, torch.zeros(2500, 2)):
-        fraction, message = it.score(out, None, inputs)
-        assert fraction == 0 and 'is not the MLPGenerator(2, 2, (64, 64, 64))' in message, message
+    ns = _namespace(it_lab.reference)
+    ref = _call_in_process(ns, it, inputs)
+    assert _scored(it, _call_in_process(ns, it, inputs), ref, inputs)[0] == 1
+    fraction, message = _scored(it, fake(inputs), ref, inputs)
+    assert fraction == 0 and 'the difference is in the loop' in message, message
+
+
+def graded_and_check(lab: str, graded: int, check: int, old: str = '', new: str = '') -> str:
+    """Run cell `graded` of a lab (with `old` replaced by `new`) and its visible-check cell `check` in this process;
+    the check's AssertionError message, or '' when it passes."""
+    cells = json.loads((LABS/f'{lab}.ipynb').read_text())['cells']
+    ns = {}
+    exec('import math, torch\nfrom ganlab.grading import expect_close, expect', ns)
+    src = ''.join(cells[graded]['source'])
+    assert src.startswith('#| graded') and (not old or src.count(old) == 1)
+    exec(src.replace(old, new) if old else src, ns)
+    try:
+        exec(''.join(cells[check]['source']), ns)
+    except AssertionError as e:
+        return str(e)
+    return ''
+
+
+@pytest.mark.parametrize('lab, graded, check, old, new, says', [
+    ('lab4_mode_collapse', 3, 5, 'torch.cdist(M, M, p=1)', 'torch.cdist(M, M, p=2)', 'Euclidean distance'),
+    ('lab3_wgan', 7, 9, 'grad.flatten(1).norm(2, dim=1)', 'grad.norm(2)', 'whole batch'),
+    ('lab3_wgan', 7, 9, 'x_hat, create_graph=True)', 'x_hat)', 'create_graph'),
+    ('lab3_wgan', 7, 9, 'lam * (grad', '(grad', 'multiplied by λ')])
+def test_visible_checks_name_the_mistake(lab, graded, check, old, new, says):
+    "The visible checks pass on the reference, and catch each classic mistake with a message that names it."
+    assert graded_and_check(lab, graded, check) == ''
+    message = graded_and_check(lab, graded, check, old, new)
+    assert says in message, message
+
+
+def test_student_text_refers_to_what_exists_and_hints_do_not_dictate_code():
+    """No student lab mentions a grading cell it does not have; lab 3's loop text names only the loop's own helper;
+    the stub hints named in issue 17 no longer give the code; lab 3's RMSProp comment states the paper's rate."""
+    student = {p.stem: p.read_text() for p in (LABS/'student').glob('lab*.ipynb')}
+    assert student and not [n for n, t in student.items() if 'The cell below declares the grading items' in t]
+    lab3 = json.loads((LABS/'student'/'lab3_wgan.ipynb').read_text())
+    loop_text = next(''.join(c['source']) for c in lab3['cells'] if '## 4. Training θ' in ''.join(c['source']))
+    assert 'lines(' not in loop_text and 'sample(theta.detach())' in loop_text
+    for lab, code in [('lab3_wgan', 'flatten(1).norm'), ('lab4_mode_collapse', 'einsum'), ('lab4_mode_collapse', 'M[:, None]'),
+                      ('lab1_game', '= −softplus(f)')]:
+        assert code not in student[lab], (lab, code)
+    # lab 4's train_toy has nothing to write and one short run's mode count is a lottery: it is not graded
+    assert 'train_toy' not in {i.name for i in load_lab(LABS/'lab4_mode_collapse.ipynb').grading}
+    source = (LABS/'lab3_wgan.ipynb').read_text()
+    assert "lr=5e-4)      # the WGAN paper's optimizer" not in source and "the paper's learning rate is 5e-5" in source
