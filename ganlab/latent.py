@@ -243,7 +243,8 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     check(isinstance(n, int) and n >= 0, 'n', 'an integer >= 0', n)
     check(isinstance(k, int) and 0 <= k <= n, 'k', f'an integer in [0, {n}]', k)
     check(0 <= p <= 1, 'p', 'a probability in [0, 1]', p)
-    return float(sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+    tail = sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))
+    return min(float(tail), 1.0)
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
