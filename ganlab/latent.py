@@ -189,7 +189,8 @@ def interpolation_grid(G: nn.Module, corners: torch.Tensor, rows: int = 6, cols:
     H, W): interpolate down the left edge z00 → z10 and the right edge z01 → z11 (`rows` points each), then
     across each row (`cols` points). With mode 'linear' the latent at (u, v) is bilinear:
     (1−u)(1−v) z00 + (1−u) v z01 + u (1−v) z10 + u v z11."""
-    ok = torch.is_tensor(corners) and corners.is_floating_point() and tuple(corners.shape) == (4, G.latent_dim)
+    ok = torch.is_tensor(corners) and corners.is_floating_point()
+    ok = ok and tuple(corners.shape) == (4, G.latent_dim)
     check(ok, 'corners', f'a float tensor of shape (4, {G.latent_dim})', getattr(corners, 'shape', corners))
     grid = grid_latents(corners, rows, cols, mode)
     with torch.no_grad():
@@ -209,7 +210,8 @@ def grid_latents(corners: torch.Tensor, rows: int, cols: int, mode: str = 'spher
 
 # %% ../nbs/43_latent.ipynb #f54595f8
 def latent_arithmetic(z_a: torch.Tensor, z_b: torch.Tensor, z_c: torch.Tensor) -> torch.Tensor:
-    """DCGAN's vector arithmetic on averaged exemplars (Radford et al. 2016): mean(z_a) − mean(z_b) + mean(z_c).
+    """DCGAN's vector arithmetic on averaged exemplars (Radford et al. 2016):
+    mean(z_a) − mean(z_b) + mean(z_c).
 
     z_a (n_a, d), z_b (n_b, d), z_c (n_c, d): exemplar latents of concepts A, B, C (a (d,) vector counts
     as one exemplar) → (d,)."""
@@ -275,8 +277,9 @@ def edit_along_classifier(G: nn.Module, classifier: nn.Module, z: torch.Tensor, 
     """Classifier-guided editing of latents by gradient ascent on log p(target | G(z)):
     z_{k+1} = z_k + lr · ∇_z log softmax(classifier(G(z_k)))_target.
 
-    z (N, d); target an int or (N,) class indices; returns the path (steps + 1, N, d), path[0] = z. G and the
-    classifier must be in evaluation mode (each row's gradient is then its own); `cond` is passed as G(z, cond)."""
+    z (N, d); target an int or (N,) class indices; returns the path (steps + 1, N, d), path[0] = z. G and
+    the classifier must be in evaluation mode (each row's gradient is then its own); `cond` is passed as
+    G(z, cond)."""
     z = _check_latents(z, G.latent_dim, 'z')
     steps = _check_count(steps, 'steps', 0)
     check(isinstance(lr, (int, float)) and lr > 0, 'lr', 'a positive step size', lr)
@@ -323,9 +326,11 @@ def edit_effect(p_before: torch.Tensor, p_after: torch.Tensor, target) -> dict:
 # %% ../nbs/43_latent.ipynb #9cc7a03d
 def code_purity(predicted: torch.Tensor, n_classes: int) -> tuple[float, torch.Tensor]:
     """Purity of a categorical code: predicted (K, n) class indices of n images per code value →
-    (mean over codes of the share of each code's images in its most frequent class, that class per code (K,))."""
+    (mean over codes of the share of each code's images in its most frequent class,
+    that class per code (K,))."""
     ok = torch.is_tensor(predicted) and predicted.ndim == 2 and not predicted.is_floating_point()
-    check(ok, 'predicted', 'integer class indices of shape (K codes, n images)', getattr(predicted, 'shape', predicted))
+    shape = getattr(predicted, 'shape', predicted)
+    check(ok, 'predicted', 'integer class indices of shape (K codes, n images)', shape)
     check(isinstance(n_classes, int) and n_classes > 0, 'n_classes', 'a positive integer', n_classes)
     counts = F.one_hot(predicted.long(), n_classes).sum(dim=1)  # (K, n_classes)
     top, majority = counts.max(dim=1)
