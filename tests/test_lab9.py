@@ -20,7 +20,7 @@ BUGS = [
      ['slerp']),
     ('slerp without the fallback', 'return torch.where(degenerate, (1 - t) * z0 + t * z1, formula)',
      'return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / sin', ['slerp_parallel']),
-    ('grid with rows and columns swapped', 'u = torch.linspace(0, 1, rows, dtype=corners.dtype)[:, None, None]',
+    ('grid upside down', 'u = torch.linspace(0, 1, rows, dtype=corners.dtype)[:, None, None]',
      'u = torch.linspace(0, 1, rows, dtype=corners.dtype)[:, None, None].flip(0)', ['interpolation_grid']),
     ('edit descends', 'z = current.detach() + lr * grad', 'z = current.detach() - lr * grad', ['guided_edit']),
     ('edit with the mean over rows', '(grad,) = torch.autograd.grad(log_p.sum(), current)',

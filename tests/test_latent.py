@@ -1,13 +1,15 @@
-"""ganlab.latent: lerp and slerp against closed forms, interpolation paths and grids, latent arithmetic, classifier-guided
-editing on a hand-built generator and classifier whose answer is known, the edit's side-effect measure, code purity,
-the binomial helpers, stored generators, and bad input (one line naming the argument)."""
+"""ganlab.latent: lerp and slerp against closed forms, interpolation paths and grids, latent arithmetic,
+classifier-guided editing on a hand-built generator and classifier whose answer is known, the edit's
+side-effect measure, code purity, the binomial helpers, stored generators, and bad input (one line naming
+the argument)."""
 import json
 import math
 import pytest
 import torch
 from torch import nn
 from ganlab import latent
-from ganlab.latent import (lerp, slerp, latent_path, interpolate, grid_latents, interpolation_grid, latent_arithmetic,
+from ganlab.latent import (lerp, slerp, latent_path, interpolate, grid_latents, interpolation_grid,
+                           latent_arithmetic,
                            edit_along_classifier, edit_effect, code_purity, binomial_tail, wilson_interval)
 
 
@@ -41,7 +43,8 @@ def test_slerp_keeps_unit_norm_and_matches_the_rotation_formula():
 
 def test_slerp_of_equal_norm_vectors_keeps_their_norm_and_the_quarter_circle():
     e1, e2 = torch.tensor([3.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 3.0], dtype=torch.float64)
-    torch.testing.assert_close(slerp(e1, e2, 1 / 3), 3 * torch.tensor([math.cos(math.pi / 6), math.sin(math.pi / 6)],
+    torch.testing.assert_close(slerp(e1, e2, 1 / 3),
+                               3 * torch.tensor([math.cos(math.pi / 6), math.sin(math.pi / 6)],
                                                                       dtype=torch.float64))
 
 
@@ -49,14 +52,16 @@ def test_lerp_midpoint_norm_matches_its_closed_form():
     a, b = gaussian(4000, 64), gaussian(4000, 64, seed=1)
     mid = lerp(a, b, 0.5)
     # exact, pair by pair: |(a + b)/2|² = (|a|² + |b|² + 2 a·b) / 4
-    torch.testing.assert_close(mid.pow(2).sum(1), (a.pow(2).sum(1) + b.pow(2).sum(1) + 2 * (a * b).sum(1)) / 4)
+    exact = (a.pow(2).sum(1) + b.pow(2).sum(1) + 2 * (a * b).sum(1)) / 4
+    torch.testing.assert_close(mid.pow(2).sum(1), exact)
     # in expectation: E|(a + b)/2|² = d/2, with Var|m|² = 2·d/4 = d/2 per pair
     d, n = 64, 4000
     standard_error = math.sqrt(d / 2 / n)
     assert abs(mid.pow(2).sum(1).mean().item() - d / 2) < 4 * standard_error
     # slerp's midpoint of two draws keeps their norm (within the spread of the two norms)
     ratio = slerp(a, b, 0.5).norm(dim=1) / ((a.norm(dim=1) + b.norm(dim=1)) / 2)
-    assert abs(ratio.mean().item() - 1) < 0.01 and abs((mid.norm(dim=1) / a.norm(dim=1)).mean().item() - 2 ** -0.5) < 0.02
+    assert abs(ratio.mean().item() - 1) < 0.01
+    assert abs((mid.norm(dim=1) / a.norm(dim=1)).mean().item() - 2 ** -0.5) < 0.02
 
 
 def test_slerp_falls_back_to_lerp_for_parallel_opposite_and_zero_vectors():
@@ -96,7 +101,8 @@ def test_paths_and_grids_have_the_documented_shapes_and_values():
     corners = gaussian(4, 5).float()
     u = torch.linspace(0, 1, 3)[:, None, None]
     v = torch.linspace(0, 1, 4)[None, :, None]
-    bilinear = (1 - u) * (1 - v) * corners[0] + (1 - u) * v * corners[1] + u * (1 - v) * corners[2] + u * v * corners[3]
+    bilinear = (1 - u) * (1 - v) * corners[0] + (1 - u) * v * corners[1]
+    bilinear = bilinear + u * (1 - v) * corners[2] + u * v * corners[3]
     torch.testing.assert_close(grid_latents(corners, 3, 4, 'linear'), bilinear)
     assert interpolation_grid(G, corners, 3, 4).shape == (3, 4, 1, 1, 5)
 
@@ -153,7 +159,8 @@ def test_code_purity_and_binomial_helpers_exact():
     assert abs(purity - (0.75 + 0.75 + 0.5) / 3) < 1e-7 and majority.tolist() == [1, 2, 0]
     scipy_stats = pytest.importorskip('scipy.stats')
     for k, n, p in ((0, 5, 0.1), (7, 20, 0.1), (20, 20, 0.3), (33, 450, 0.1)):
-        assert math.isclose(binomial_tail(k, n, p), scipy_stats.binomtest(k, n, p, alternative='greater').pvalue,
+        oracle = scipy_stats.binomtest(k, n, p, alternative='greater').pvalue
+        assert math.isclose(binomial_tail(k, n, p), oracle,
                             rel_tol=1e-9)
         low, high = wilson_interval(k, n)
         ci = scipy_stats.binomtest(k, n, p).proportion_ci(confidence_level=0.95, method='wilson')
@@ -171,10 +178,14 @@ def test_code_purity_and_binomial_helpers_exact():
     (lambda: interpolation_grid(Identity2(3), torch.zeros(3, 3)), 'corners: expected'),
     (lambda: latent_arithmetic(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(3)), 'z_b: expected'),
     (lambda: latent_arithmetic(torch.zeros(2, 3), torch.zeros(0, 3), torch.zeros(3)), 'z_b: expected'),
-    (lambda: edit_along_classifier(Identity2().eval(), toy_classifier(), torch.zeros(2, 2), 5), 'target: expected'),
-    (lambda: edit_along_classifier(Identity2().eval(), toy_classifier(), torch.zeros(2, 2), 0.5), 'target: expected'),
-    (lambda: edit_along_classifier(Identity2().train(), toy_classifier(), torch.zeros(2, 2), 0), 'G/classifier: expected'),
-    (lambda: edit_along_classifier(Identity2().eval(), toy_classifier(), torch.zeros(2, 2), 0, lr=-1), 'lr: expected'),
+    (lambda: edit_along_classifier(Identity2().eval(), toy_classifier(), torch.zeros(2, 2), 5),
+     'target: expected'),
+    (lambda: edit_along_classifier(Identity2().eval(), toy_classifier(), torch.zeros(2, 2), 0.5),
+     'target: expected'),
+    (lambda: edit_along_classifier(Identity2().train(), toy_classifier(), torch.zeros(2, 2), 0),
+     'G/classifier: expected'),
+    (lambda: edit_along_classifier(Identity2().eval(), toy_classifier(), torch.zeros(2, 2), 0, lr=-1),
+     'lr: expected'),
     (lambda: edit_effect(torch.ones(2, 3) / 3, torch.ones(3, 3) / 3, 0), 'p_after: expected'),
     (lambda: code_purity(torch.zeros(2, 3), 3), 'predicted: expected'),
     (lambda: binomial_tail(5, 3, 0.1), 'k: expected'),
@@ -206,7 +217,8 @@ def test_export_and_load_round_trip(tmp_path):
 
 def test_stored_generators_load_with_their_commands():
     names = sorted(p.stem for p in latent.latent_dir().glob('*.json'))
-    assert names == ['fashion-dcgan-seed0', 'fashion-dcgan-seed1', 'fashion-infogan-seed0', 'fashion-infogan-seed1']
+    assert names == ['fashion-dcgan-seed0', 'fashion-dcgan-seed1',
+                     'fashion-infogan-seed0', 'fashion-infogan-seed1']
     for name in names:
         G = latent.load_generator(name)
         assert 'ganlab-train' in G.record['command'] and G.record['bytes'] < 1_000_000
