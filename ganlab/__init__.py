@@ -6,6 +6,7 @@ Modules:
 - `ganlab.evaluation`: FID in one call, every image metric at once, Stacked MNIST's modes, and `ganlab-eval`, the command that scores a run folder.
 - `ganlab.evaluators`: Small classifiers trained here for MNIST and Fashion-MNIST, features streamed out of generators in batches, reference statistics of real data, and the Inception-v3 path.
 - `ganlab.grading`: The labs' autograder: `ganlab-assign` turns a lab with solutions into the student version, and `ganlab-grade` runs a submission's functions in a bubblewrap sandbox and scores them against the reference solution on freshly drawn inputs; results are written by the grader alone.
+- `ganlab.latent`: Interpolate between latents (lerp and slerp), do DCGAN's vector arithmetic on averaged exemplars, steer a sample toward a class along a classifier's gradient, and measure how disentangled InfoGAN's code is.
 - `ganlab.likelihood`: Estimating log p(x) of a latent-variable model by Monte Carlo, the Parzen-window estimate that ranks a visibly broken sampler above a perfect one, why Gaussian decoders blur, and how GANs, VAEs and diffusion models compare.
 - `ganlab.metrics`: Numbers that say how good and how varied a generator's samples are: mode counts, Inception Score, FID, KID, precision and recall, density and coverage.
 - `ganlab.minimax`: What a GAN optimises, derived from scratch: the value V(D, G), its optimal discriminator, the Jensen-Shannon divergence hiding inside it, its equilibrium, and why the generator's loss is usually flipped.
