@@ -331,7 +331,7 @@ def one_line_warnings(prog: str):
         warnings.simplefilter('default')
 
         def show(message, *args, **kwargs):
-            print(f'{prog}: warning: {message}', file=sys.stderr)
+            print(f'{prog}: warning: {" ".join(str(message).split())}', file=sys.stderr)
 
         warnings.showwarning = show
         yield

@@ -386,11 +386,7 @@ def _main(given: dict, args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     except (ValueError, KeyError, FileExistsError, FileNotFoundError) as e:
-        message = str(e.args[0] if e.args else e)
-        name, colon, rest = message.partition(':')
-        if name in {f.name for f in fields(TrainConfig)}:  # the option's name, as typed
-            message = '--' + name.replace('_', '-') + colon + rest
-        print(f"ganlab-train: {message}", file=sys.stderr)
+        print(f"ganlab-train: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         print(f"\nganlab-train: {e}", file=sys.stderr)
