@@ -277,9 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         "The experiments (PacGAN's table, losses at equal budget, Stacked MNIST): ganlab-bench study --help",
     )
     parser.add_argument('names', nargs='*', metavar='NAME', help='benchmarks to run (default: all)')
-    parser.add_argument('--repeats', type=integer(1, 10**6), default=50, help='timed rounds per benchmark (default: 50)')
     parser.add_argument(
-        '--warmup', type=integer(0, 10**6), default=5, help='untimed calls of each contender first (default: 5)'
+        '--repeats', type=integer(1, 10**6), default=50, help='timed rounds per benchmark (default: 50)'
+    )
+    parser.add_argument(
+        '--warmup',
+        type=integer(0, 10**6),
+        default=5,
+        help='untimed calls of each contender first (default: 5)',
     )
     parser.add_argument(
         '--device',

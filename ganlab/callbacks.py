@@ -128,8 +128,8 @@ class History(Callback):
 
 # %% ../nbs/27c_callbacks.ipynb #0d5ac44a
 class Checkpoint(Callback):
-    """Save `trainer.state_dict()` (plus `extra`) atomically, with its sha256 digest (`save_checkpoint`), every
-    `every` steps (0: never) and at the end of a clean run."""
+    """Save `trainer.state_dict()` (plus `extra`) atomically, with its sha256 digest (`save_checkpoint`),
+    every `every` steps (0: never) and at the end of a clean run."""
 
     order = 20
 

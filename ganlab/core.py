@@ -98,7 +98,7 @@ def default_device() -> torch.device:
 
 
 def get_device(device: str | torch.device | None = None) -> torch.device:
-    "Resolve `device` ('auto'/None → `default_device()`), refusing a device that is not there ('cpu:1', CUDA)."
+    "Resolve `device` ('auto'/None → `default_device()`), refusing a device not there ('cpu:1', CUDA)."
     if device is None or device == 'auto':
         return default_device()
     try:
@@ -232,7 +232,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 # %% ../nbs/00_core.ipynb #07d6ff5c
 def unwritable_reason(path: str | os.PathLike) -> str | None:
-    "Why this process cannot create or write in the folder `path` (a file on the way, no permission), or None."
+    "Why this process cannot create or write in `path` (a file on the way, no permission); or None."
     path = Path(path)
     existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
@@ -275,7 +275,7 @@ def state_checksum(state: dict) -> str:
 
 # %% ../nbs/00_core.ipynb #05dc3194
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
-    "`atomic_save` of the dict `state` plus its `state_checksum` under 'sha256' (`load_checkpoint` verifies it)."
+    "`atomic_save` of `state` plus its `state_checksum` under 'sha256' (`load_checkpoint` checks it)."
     check(isinstance(state, dict), 'state', 'a dict', type(state).__name__)
     return atomic_save({**state, 'sha256': state_checksum(state)}, path)
 
@@ -294,7 +294,7 @@ def load_checkpoint(path: str | os.PathLike, map_location='cpu') -> dict:
     stored = state.pop('sha256', None)
     if stored is None:
         warnings.warn(
-            f'checkpoint {path} carries no sha256 digest (written before ganlab stored one): loaded unverified',
+            f'checkpoint {path} carries no sha256 digest (written before ganlab stored one): not verified',
             stacklevel=2,
         )
     elif stored != state_checksum(state):
@@ -352,7 +352,7 @@ def integer(low: int | None = None, high: int | None = None) -> Callable[[str], 
 
 
 def number(text: str) -> float:
-    "An argparse `type`: the text of a finite number as a float; anything else ('abc', 'nan', 'inf') is refused."
+    "An argparse `type`: the text of a finite number as a float; 'abc', 'nan' or 'inf' is refused."
     try:
         value = float(text)
     except ValueError:

@@ -150,7 +150,8 @@ def _rebuild_generator(cfg: dict, state: dict, data, ema: bool) -> tuple[nn.Modu
     G = setup.G  # the same construction as training
     conditioning = setup.conditioning if setup.conditioning.kind else None
     weights = state.get('callbacks', {}).get('EMA') if ema else None
-    check('generator' in state, 'checkpoint', 'a ganlab-train checkpoint with generator weights', sorted(state))
+    expected = 'a ganlab-train checkpoint with generator weights'
+    check('generator' in state, 'checkpoint', expected, sorted(state))
     try:
         G.load_state_dict(weights or state['generator'])
     except (RuntimeError, AttributeError, TypeError) as e:
@@ -194,7 +195,8 @@ def evaluate_run(
         check((run / name).is_file(), 'run_dir', f'a run folder holding {name}', f'{run} without it')
     cfg = _read_json(run / 'config.json', 'config')
     for key in ('data', 'arch', 'latent_dim', 'width'):
-        check(key in cfg, 'config', f'a ganlab-train configuration in {run / "config.json"}', f'one without {key!r}')
+        expected = f'a ganlab-train configuration in {run / "config.json"}'
+        check(key in cfg, 'config', expected, f'one without {key!r}')
     path = run / 'metrics.json'
     merged = _read_json(path, 'metrics') if path.is_file() else {}  # refused now, not after the evaluation
     device = get_device(device)
@@ -254,7 +256,7 @@ def evaluate_run(
 
 # %% ../nbs/28b_evaluation.ipynb #09d21ba7
 def _read_json(path: Path, name: str) -> dict:
-    "The JSON object in `path`; an unreadable file or other content is a ValueError `name: expected ..., got ...`."
+    "The JSON object in `path`; an unreadable file or other content is a ValueError naming `name`."
     try:
         value = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as e:
@@ -298,11 +300,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=5000,
         help='samples for precision/recall/density/coverage (default: 5000)',
     )
-    p.add_argument('--kid-subsets', type=integer(1, 10**4), default=100, help='KID: random subsets (default: 100)')
     p.add_argument(
-        '--kid-subset-size', type=integer(2, 10**6), default=1000, help='KID: samples per subset (default: 1000)'
+        '--kid-subsets', type=integer(1, 10**4), default=100, help='KID: random subsets (default: 100)'
     )
-    p.add_argument('--batch-size', type=integer(1, 2**16), default=500, help='images per forward pass (default: 500)')
+    p.add_argument(
+        '--kid-subset-size',
+        type=integer(2, 10**6),
+        default=1000,
+        help='KID: samples per subset (default: 1000)',
+    )
+    p.add_argument(
+        '--batch-size', type=integer(1, 2**16), default=500, help='images per forward pass (default: 500)'
+    )
     p.add_argument(
         '--device',
         default='auto',

@@ -135,7 +135,7 @@ class TrainConfig:
         def is_int(value):
             return isinstance(value, int) and not isinstance(value, bool)
 
-        # Upper bounds far above any run on one machine: a typo (--batch-size 1000000000) is refused, not an OOM.
+        # Upper bounds far above any run on one machine: a typo (--batch-size 1000000000) is refused.
         highest = dict(steps=10**9, batch_size=2**16, n_critic=1000, latent_dim=2**14, width=2**13,
                        log_every=10**9, eval_samples=10**6)
         for name, high in highest.items():

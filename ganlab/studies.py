@@ -94,7 +94,8 @@ def _read_results(path: Path) -> dict:
     try:
         results = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        check(False, 'out', f'a results.json written by ganlab-bench study in {path.parent}', type(e).__name__)
+        expected = f'a results.json written by ganlab-bench study in {path.parent}'
+        check(False, 'out', expected, type(e).__name__)
     ok = isinstance(results, dict) and 'settings' in results and isinstance(results.get('runs'), list)
     check(ok, 'out', f'a results.json written by ganlab-bench study in {path.parent}', 'other content')
     return results
@@ -133,7 +134,8 @@ def run_study(
     )
     path = Path(out) / 'results.json' if out else None
     if out:
-        check(unwritable_reason(out) is None, 'out', 'a folder this user can create or write in', unwritable_reason(out))
+        problem = unwritable_reason(out)
+        check(problem is None, 'out', 'a folder this user can create or write in', problem)
     results = _read_results(path) if path and path.exists() else dict(settings=settings, runs=[])
     check(
         results['settings'] == settings,
@@ -265,8 +267,12 @@ def main(argv=None) -> int:
     )
     p.add_argument('name', help=f"the study: {', '.join(studies.names)}")
     p.add_argument('--out', default=None, help='results folder (default: data/benchmarks/NAME)')
-    p.add_argument('--seeds', type=integer(0, 2**32 - 1), nargs='+', default=None, help='seeds (default: the study\'s)')
-    p.add_argument('--steps', type=integer(1, 10**9), default=None, help='generator steps per run (default: the study\'s)')
+    p.add_argument(
+        '--seeds', type=integer(0, 2**32 - 1), nargs='+', default=None, help="seeds (default: the study's)"
+    )
+    p.add_argument(
+        '--steps', type=integer(1, 10**9), default=None, help="generator steps per run (default: the study's)"
+    )
     p.add_argument('--methods', nargs='+', default=None, help='a subset of the study\'s methods')
     p.add_argument('--threads', type=integer(1, 1024), default=1, help='torch CPU threads (default: 1)')
     a = p.parse_args(argv)

@@ -133,8 +133,8 @@ def read_run_config(run_dir: Path) -> dict:
 
 
 def read_checkpoint(path: Path, device='cpu') -> dict:
-    """A run's checkpoint, its sha256 digest verified (`ganlab.core.load_checkpoint`); an unreadable, damaged or
-    altered file is a ValueError naming it (never a traceback)."""
+    """A run's checkpoint, its sha256 digest verified (`ganlab.core.load_checkpoint`); an unreadable, damaged
+    or altered file is a ValueError naming it (never a traceback)."""
     state = load_checkpoint(path, map_location=device)
     check('step' in state, 'checkpoint', f'a ganlab checkpoint in {path}', 'a dict without a step')
     return state
@@ -294,7 +294,7 @@ _HELP = dict(
     eval_samples="samples drawn for the final metrics",
     ema="generator EMA decay beta (e.g. 0.999); 0 = off",
     diagnostics="watch for failure modes and report them",
-    precision="fp32, or bf16 autocast: on a GPU, or PyTorch's CPU autocast (fast only on CPUs with bf16 units)",
+    precision="fp32, or bf16 autocast (on a CPU: PyTorch's CPU autocast, fast only with bf16 units)",
     channels_last="channels-last memory format for image models (GPU)",
     compile="compile both networks with torch.compile",
     tricks="a regulariser or trick from ganlab.tricks, NAME or NAME:key=value,...; repeat the option for several",
