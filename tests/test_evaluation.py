@@ -266,3 +266,14 @@ def test_eval_of_a_damaged_run_is_one_line_and_writes_nothing(ring_run, tmp_path
     line = refused(main, [str(run)], capsys)
     assert line.startswith(f'ganlab-eval: {DAMAGE[what]}'), line
     assert snapshot(run) == before
+
+
+@pytest.mark.parametrize('content', ['empty', 'random', 'another network'])
+def test_unreadable_inception_weights_are_a_value_error_naming_the_file(tmp_path, content):
+    path = tmp_path/'inception.pth'
+    if content == 'another network':
+        torch.save({'weight': torch.zeros(2)}, path)
+    else:
+        path.write_bytes({'empty': b'', 'random': bytes(range(256)) * 4}[content])
+    with pytest.raises(ValueError, match=rf'^weights: expected an Inception-v3 state dict file .*, got .*inception\.pth'):
+        InceptionEvaluator(path)
