@@ -59,12 +59,14 @@ def check_run_dir(out, resume: bool = False, overwrite: bool = False) -> None:
     """Refuse a run folder `prepare_run_dir` must not use, naming `out` (ValueError; FileExistsError for a
     folder holding results). Writes nothing, so a refused command changes nothing."""
     check(not (resume and overwrite), 'resume/overwrite', 'at most one of them', 'both')
-    if out is None:
+    if out is None:  # a fresh runs/<data>-<loss>-<n> inside runs/
         check(not resume, 'out', 'the run folder to resume (--out DIR --resume)', None)
-        out = 'runs'
-    out = Path(out)
+    fresh = out is None
+    out = Path('runs' if fresh else out)
     problem = unwritable_reason(out)
     check(problem is None, 'out', 'a folder this user can create or write in', problem)
+    if fresh:
+        return
     if resume:
         check((out / 'checkpoint.pt').is_file(), 'out', 'a run folder with checkpoint.pt to resume', str(out))
         return
