@@ -281,9 +281,10 @@ def main(argv=None) -> int:
         given[given.index(a.name) :] if a.name in given else given
     )  # drop 'study' when called as ganlab-bench study ...
     command = 'ganlab-bench study ' + ' '.join(map(shlex.quote, given))
-    if a.name not in studies:
-        p.error(f"NAME: expected one of {', '.join(studies.names)}, got {a.name!r}")
-    study = studies[a.name]
+    try:
+        study = studies[a.name]
+    except KeyError as e:
+        p.error(str(e.args[0]))  # one line naming the valid studies
     torch.set_num_threads(a.threads)
     try:
         run_study(

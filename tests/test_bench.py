@@ -55,7 +55,7 @@ from test_core import refused
 
 BAD_BENCH = [(['--repeats', '0'], '--repeats'), (['--repeats', '1e3'], '--repeats'), (['--warmup', '-1'], '--warmup'),
              (['--threads', '0'], '--threads'), (['--device', 'cpu:99'], 'device'), (['nope'], 'NAME'),
-             (['study', 'nope'], 'NAME'), (['study', 'pacgan', '--seeds', '-1'], '--seeds'),
+             (['study', 'nope'], "unknown study 'nope'; valid names"), (['study', 'pacgan', '--seeds', '-1'], '--seeds'),
              (['study', 'pacgan', '--steps', '0'], '--steps'), (['study', 'pacgan', '--threads', '0'], '--threads'),
              (['study', 'pacgan', '--methods', 'nope'], 'methods')]
 
@@ -65,7 +65,7 @@ def test_bad_arguments_are_one_line(tmp_path, capsys, argv, name):
     argv = [*argv, '--out', str(tmp_path/'out')] if argv[0] == 'study' else argv
     prog = 'ganlab-bench study' if argv[0] == 'study' else 'ganlab-bench'
     line = refused(main, argv, capsys)
-    assert line.startswith(f'{prog}: {name}: expected '), line
+    assert line.startswith(f'{prog}: {name}' + ('' if name.startswith('unknown') else ': expected ')), line
     assert not (tmp_path/'out').exists()
 
 
