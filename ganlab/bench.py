@@ -14,7 +14,7 @@ from torch import nn
 import copy
 import tempfile
 from pathlib import Path
-from .core import Registry, check, get_device
+from .core import Registry, check, get_device, CommandLineParser, integer
 from . import models
 from .data import ImageTensors
 from .losses import wgan_gp, nsgan
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ['study']:
         return study_main(argv[1:])
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog='ganlab-bench',
         description="Time ganlab's functions against minimal hand-written equivalents on the same inputs. Each row "
         "reports ratio = ganlab's time / the reference's, measured in one run, interleaving the two over "
@@ -277,9 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         "The experiments (PacGAN's table, losses at equal budget, Stacked MNIST): ganlab-bench study --help",
     )
     parser.add_argument('names', nargs='*', metavar='NAME', help='benchmarks to run (default: all)')
-    parser.add_argument('--repeats', type=int, default=50, help='timed rounds per benchmark (default: 50)')
     parser.add_argument(
-        '--warmup', type=int, default=5, help='untimed calls of each contender first (default: 5)'
+        '--repeats', type=integer(1, 10**6), default=50, help='timed rounds per benchmark (default: 50)'
+    )
+    parser.add_argument(
+        '--warmup',
+        type=integer(0, 10**6),
+        default=5,
+        help='untimed calls of each contender first (default: 5)',
     )
     parser.add_argument(
         '--device',
@@ -288,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         '--threads',
-        type=int,
+        type=integer(1, 1024),
         default=None,
         help="torch's CPU threads (default: torch's choice); 1 is steadier on a busy machine",
     )
@@ -302,17 +307,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     unknown = [n for n in args.names if n not in benchmarks]
     if unknown:
-        parser.error(f"unknown benchmark {unknown[0]!r}; valid names: {', '.join(benchmarks.names)}")
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error('--repeats must be >= 1 and --warmup >= 0')
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error('--threads must be >= 1')
-        torch.set_num_threads(args.threads)
+        parser.error(f"NAME: expected one of {', '.join(benchmarks.names)}, got {unknown[0]!r}")
     try:
         device = get_device(args.device)
     except ValueError as e:
         parser.error(str(e))
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     rows = run_benchmarks(args.names, args.repeats, args.warmup, device)
     print(format_table(rows))
     return 1 if args.check and not all(r.ok for r in rows) else 0

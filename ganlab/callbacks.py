@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 import torch
 from tqdm.auto import tqdm
-from .core import check, atomic_save
+from .core import check, save_checkpoint
 from . import metrics, viz
 
 # %% auto #0
@@ -128,8 +128,8 @@ class History(Callback):
 
 # %% ../nbs/27c_callbacks.ipynb #0d5ac44a
 class Checkpoint(Callback):
-    """Save `trainer.state_dict()` (plus `extra`) atomically every `every` steps (0: never) and at the end of a
-    clean run."""
+    """Save `trainer.state_dict()` (plus `extra`) atomically, with its sha256 digest (`save_checkpoint`),
+    every `every` steps (0: never) and at the end of a clean run."""
 
     order = 20
 
@@ -140,7 +140,7 @@ class Checkpoint(Callback):
         self.extra = extra or {}
 
     def save(self, trainer):
-        atomic_save({**trainer.state_dict(), **self.extra}, self.path)
+        save_checkpoint({**trainer.state_dict(), **self.extra}, self.path)
 
     def after_step(self, trainer):
         if self.every and trainer.step % self.every == 0:

@@ -6,7 +6,7 @@ Docs: https://ganlab.github.io/ganlab/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #9c0c5f0d
 from __future__ import annotations
-import os, random, tempfile, re
+import argparse, contextlib, hashlib, os, pickle, random, re, sys, tempfile, warnings
 from pathlib import Path
 from typing import Any, Callable
 import numpy as np
@@ -15,7 +15,8 @@ import torch
 # %% auto #0
 __all__ = ['INTEGER_DTYPES', 'check', 'check_number', 'check_batch', 'check_pair', 'check_scores', 'check_labels',
            'default_device', 'get_device', 'seed_everything', 'rng_state', 'set_rng_state', 'Registry', 'atomic_save',
-           'atomic_write_bytes', 'atomic_write_text']
+           'atomic_write_bytes', 'atomic_write_text', 'unwritable_reason', 'state_checksum', 'save_checkpoint',
+           'load_checkpoint', 'CommandLineParser', 'one_line_warnings', 'integer', 'number']
 
 # %% ../nbs/00_core.ipynb #a6202f9a
 def check(condition: bool, name: str, expected: str, got: Any) -> None:
@@ -97,13 +98,16 @@ def default_device() -> torch.device:
 
 
 def get_device(device: str | torch.device | None = None) -> torch.device:
-    "Resolve `device` ('auto'/None → `default_device()`), refusing a CUDA device that is not there."
+    "Resolve `device` ('auto'/None → `default_device()`), refusing a device not there ('cpu:1', CUDA)."
     if device is None or device == 'auto':
         return default_device()
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         check(False, 'device', "'auto', 'cpu', 'cuda' or 'cuda:N'", device)
+    if dev.type == 'cpu':
+        # torch accepts 'cpu:99' and ignores the index: a named device is that device or a refusal
+        check(dev.index in (None, 0), 'device', "'cpu' (one CPU device: no index beyond 0)", str(device))
     if dev.type == 'cuda':
         n = torch.cuda.device_count()
         check(n > 0, 'device', 'a visible CUDA GPU (none found; use --device cpu)', str(device))
@@ -225,3 +229,134 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     "Write `text` (UTF-8) to `path` through a temporary file and an atomic rename."
     return atomic_write_bytes(path, text.encode())
+
+# %% ../nbs/00_core.ipynb #07d6ff5c
+def unwritable_reason(path: str | os.PathLike) -> str | None:
+    "Why this process cannot create or write in `path` (a file on the way, no permission); or None."
+    path = Path(path)
+    existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f'{path} ({existing} is a file)'
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        return f'{path} ({existing} is not writable by this user)'
+    return None
+
+# %% ../nbs/00_core.ipynb #6ac85a07
+def _digest(obj: Any, h) -> None:
+    "Feed a canonical byte description of `obj` (dicts in order, sequences, tensors, arrays, scalars) to `h`."
+    if torch.is_tensor(obj):
+        flat = obj.detach().cpu().contiguous().reshape(-1)
+        h.update(f'tensor {flat.dtype} {tuple(obj.shape)};'.encode())
+        h.update(flat.view(torch.uint8).numpy().tobytes())  # the raw bytes, whatever the dtype
+    elif isinstance(obj, np.ndarray):
+        h.update(f'array {obj.dtype} {obj.shape};'.encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, dict):
+        h.update(f'dict {len(obj)};'.encode())
+        for key, value in obj.items():
+            _digest(key, h)
+            _digest(value, h)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f'{type(obj).__name__} {len(obj)};'.encode())
+        for item in obj:
+            _digest(item, h)
+    elif obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, torch.dtype, torch.device)):
+        h.update(f'{type(obj).__name__} {obj!r};'.encode())
+    else:  # anything else a game may keep: its pickle
+        h.update(f'object {type(obj).__qualname__};'.encode())
+        h.update(pickle.dumps(obj, protocol=4))
+
+
+def state_checksum(state: dict) -> str:
+    "SHA-256 (hex) of a checkpoint's content (all but the key 'sha256'): keys, values, dtypes, shapes, bytes."
+    h = hashlib.sha256()
+    _digest({key: value for key, value in state.items() if key != 'sha256'}, h)
+    return h.hexdigest()
+
+# %% ../nbs/00_core.ipynb #05dc3194
+def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
+    "`atomic_save` of `state` plus its `state_checksum` under 'sha256' (`load_checkpoint` checks it)."
+    check(isinstance(state, dict), 'state', 'a dict', type(state).__name__)
+    return atomic_save({**state, 'sha256': state_checksum(state)}, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location='cpu') -> dict:
+    """The dict saved by `save_checkpoint` at `path`, its digest verified and removed. An unreadable file,
+    other content, or content that no longer matches its digest is a ValueError naming the file; a checkpoint
+    written before digests existed loads with a warning."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # empty, truncated or random files fail in many ways
+        got = f'an unreadable file ({type(e).__name__})'
+        check(False, 'checkpoint', f'a ganlab checkpoint in {path}', got)
+    check(isinstance(state, dict), 'checkpoint', f'a ganlab checkpoint in {path}', type(state).__name__)
+    stored = state.pop('sha256', None)
+    if stored is None:
+        warnings.warn(
+            f'checkpoint {path} carries no sha256 digest (written before ganlab stored one): not verified',
+            stacklevel=2,
+        )
+    elif stored != state_checksum(state):
+        expected = f'the content whose sha256 is stored in {path}'
+        check(False, 'checkpoint', expected, 'different content: the file changed after it was written')
+    return state
+
+# %% ../nbs/00_core.ipynb #5a4a5204
+class CommandLineParser(argparse.ArgumentParser):
+    "An argparse parser whose every error is one line, `prog: --name: expected X, got Y`, with exit status 2."
+
+    def error(self, message: str):
+        message = re.sub(r'^argument ([^:]+): ', r'\1: ', message)
+        required = r'^the following arguments are required: (.*)$'
+        message = re.sub(required, r'\1: expected a value, got nothing', message)
+        unknown = r'^unrecognized arguments: (.*)$'
+        message = re.sub(unknown, r'arguments: expected only the options of --help, got \1', message)
+        print(f'{self.prog}: {" ".join(message.split())}', file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _bounds(kind: str, low, high) -> str:
+    if low is None and high is None:
+        return kind
+    if high is None:
+        return f'{kind} >= {low}'
+    return f'{kind} in [{low}, {high}]' if low is not None else f'{kind} <= {high}'
+
+
+@contextlib.contextmanager
+def one_line_warnings(prog: str):
+    "Within the block, each warning is printed as one line, `prog: warning: message`, on stderr."
+    with warnings.catch_warnings():
+        warnings.simplefilter('default')
+
+        def show(message, *args, **kwargs):
+            print(f'{prog}: warning: {" ".join(str(message).split())}', file=sys.stderr)
+
+        warnings.showwarning = show
+        yield
+
+
+def integer(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    "An argparse `type`: the text of a whole number in [low, high] (None: unbounded) as an int; else refused."
+
+    def parse(text: str) -> int:
+        ok = re.fullmatch(r'\s*[+-]?\d{1,30}\s*', text) is not None
+        ok = ok and (low is None or int(text) >= low) and (high is None or int(text) <= high)
+        if not ok:
+            raise argparse.ArgumentTypeError(f'expected {_bounds("an integer", low, high)}, got {text!r}')
+        return int(text)
+
+    parse.__name__ = 'integer'
+    return parse
+
+
+def number(text: str) -> float:
+    "An argparse `type`: the text of a finite number as a float; 'abc', 'nan' or 'inf' is refused."
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f'expected a finite number, got {text!r}')
+    return value

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Callable
 import torch
 from torch import nn
-from .core import check, get_device, atomic_write_text
+from .core import check, get_device, atomic_write_text, load_checkpoint
+from .core import CommandLineParser, integer, one_line_warnings
 from . import data as gdata
 from ganlab.metrics import (
     FeatureStats,
@@ -139,13 +140,21 @@ def _rebuild_generator(cfg: dict, state: dict, data, ema: bool) -> tuple[nn.Modu
     """The run's generator with its trained (or EMA) weights, a sampler of its conditioning (or None), and
     which weights."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    setup = build_setup(TrainConfig(**{k: v for k, v in cfg.items() if k in known}), data)
+    try:
+        config = TrainConfig(**{k: v for k, v in cfg.items() if k in known})
+        config.check()
+        setup = build_setup(config, data)
+    except (TypeError, ValueError, KeyError) as e:
+        got = f'values no run can use ({type(e).__name__}: {e})'
+        check(False, 'config', 'the configuration ganlab-train wrote in config.json', got)
     G = setup.G  # the same construction as training
     conditioning = setup.conditioning if setup.conditioning.kind else None
     weights = state.get('callbacks', {}).get('EMA') if ema else None
+    expected = 'a ganlab-train checkpoint with generator weights'
+    check('generator' in state, 'checkpoint', expected, sorted(state))
     try:
         G.load_state_dict(weights or state['generator'])
-    except RuntimeError as e:
+    except (RuntimeError, AttributeError, TypeError) as e:
         raise ValueError(
             f"checkpoint: expected generator weights for {cfg['arch']} with latent_dim="
             f"{cfg['latent_dim']}, width={cfg['width']}, got weights that do not fit "
@@ -184,9 +193,14 @@ def evaluate_run(
     check(run.is_dir(), 'run_dir', 'a run folder written by ganlab-train', str(run))
     for name in ('config.json', 'checkpoint.pt'):
         check((run / name).is_file(), 'run_dir', f'a run folder holding {name}', f'{run} without it')
-    cfg = json.loads((run / 'config.json').read_text())
+    cfg = _read_json(run / 'config.json', 'config')
+    for key in ('data', 'arch', 'latent_dim', 'width'):
+        expected = f'a ganlab-train configuration in {run / "config.json"}'
+        check(key in cfg, 'config', expected, f'one without {key!r}')
+    path = run / 'metrics.json'
+    merged = _read_json(path, 'metrics') if path.is_file() else {}  # refused now, not after the evaluation
     device = get_device(device)
-    state = torch.load(run / 'checkpoint.pt', map_location='cpu', weights_only=False)  # the run's own file
+    state = load_checkpoint(run / 'checkpoint.pt')  # its sha256 digest verified
     name = cfg['data']
     data = gdata.load(name, split=cfg.get('split', 'train'), download=False)
     G, conditioning, which = _rebuild_generator(cfg, state, data, ema)
@@ -237,12 +251,20 @@ def evaluate_run(
                 ),
             )
     out['eval_seconds'] = round(time.perf_counter() - t0, 2)
-    path = run / 'metrics.json'
-    merged = json.loads(path.read_text()) if path.is_file() else {}
     atomic_write_text(path, json.dumps({**merged, **out}, indent=2))
     return out
 
 # %% ../nbs/28b_evaluation.ipynb #09d21ba7
+def _read_json(path: Path, name: str) -> dict:
+    "The JSON object in `path`; an unreadable file or other content is a ValueError naming `name`."
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        check(False, name, f'a JSON object in {path}', f'an unreadable file ({type(e).__name__})')
+    check(isinstance(value, dict), name, f'a JSON object in {path}', type(value).__name__)
+    return value
+
+
 def _key_or_none(name: str) -> str | None:
     try:
         return evaluator_key(name)
@@ -251,7 +273,7 @@ def _key_or_none(name: str) -> str | None:
 
 # %% ../nbs/28b_evaluation.ipynb #bfb5f3b8
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = CommandLineParser(
         prog='ganlab-eval',
         description=(
             "Score a run folder written by ganlab-train and merge the numbers into its metrics.json (existing keys are kept). "
@@ -268,21 +290,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument(
         '--samples',
-        type=int,
+        type=integer(1, 10**6),
         default=None,
         help='generated samples (default: 10000 for images, 2500 for 2-D mixtures)',
     )
     p.add_argument(
         '--pr-samples',
-        type=int,
+        type=integer(1, 10**6),
         default=5000,
         help='samples for precision/recall/density/coverage (default: 5000)',
     )
-    p.add_argument('--kid-subsets', type=int, default=100, help='KID: random subsets (default: 100)')
     p.add_argument(
-        '--kid-subset-size', type=int, default=1000, help='KID: samples per subset (default: 1000)'
+        '--kid-subsets', type=integer(1, 10**4), default=100, help='KID: random subsets (default: 100)'
     )
-    p.add_argument('--batch-size', type=int, default=500, help='images per forward pass (default: 500)')
+    p.add_argument(
+        '--kid-subset-size',
+        type=integer(2, 10**6),
+        default=1000,
+        help='KID: samples per subset (default: 1000)',
+    )
+    p.add_argument(
+        '--batch-size', type=integer(1, 2**16), default=500, help='images per forward pass (default: 500)'
+    )
     p.add_argument(
         '--device',
         default='auto',
@@ -290,7 +319,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument(
         '--seed',
-        type=int,
+        type=integer(0, 2**32 - 1),
         default=None,
         help="seed of the latents (default: 1234, as ganlab-train's final evaluation); "
         "with --train-evaluator, the training seed (default: 0)",
@@ -310,13 +339,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument(
         '--epochs',
-        type=int,
+        type=integer(1, 1000),
         default=None,
         help='--train-evaluator: epochs (default: 30 for mnist, 15 for fashion-mnist)',
     )
     p.add_argument(
         '--threads',
-        type=int,
+        type=integer(1, 1024),
         default=None,
         help="torch's CPU threads (default: torch's choice; 1 with --train-evaluator, "
         "which the record names); 1 is often faster on a busy machine",
@@ -339,10 +368,17 @@ def _summary(out: dict) -> str:
     )
 
 def main(argv=None) -> int:
-    "Entry point of `ganlab-eval`."
+    "Entry point of `ganlab-eval`: 0 when done, 2 for bad input (one line, nothing written)."
     args = parse_args(argv)
+    with one_line_warnings('ganlab-eval'):
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         if args.train_evaluator:
+            expected = 'no run folder with --train-evaluator (it trains an evaluator; it scores no run)'
+            check(args.run_dir is None, 'RUN_DIR', expected, args.run_dir)
             train_evaluator(
                 args.train_evaluator,
                 seed=0 if args.seed is None else args.seed,
@@ -352,7 +388,7 @@ def main(argv=None) -> int:
                 log=(lambda s: None) if args.quiet else print,
             )
             return 0
-        if args.threads:
+        if args.threads is not None:
             torch.set_num_threads(args.threads)
         check(args.run_dir is not None, 'RUN_DIR', 'a run folder (or --train-evaluator NAME)', None)
         out = evaluate_run(

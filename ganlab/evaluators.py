@@ -454,9 +454,13 @@ class InceptionEvaluator(nn.Module):
                 'an Inception-v3 state dict file (e.g. inception_v3_google-0cc3c7bd.pth)',
                 str(weights),
             )
-            state = torch.load(weights, map_location='cpu', weights_only=True)
-            state = state.get('state_dict', state)
-            net.load_state_dict({k: v for k, v in state.items() if not k.startswith('AuxLogits.')})
+            expected = 'an Inception-v3 state dict file (e.g. inception_v3_google-0cc3c7bd.pth)'
+            try:
+                state = torch.load(weights, map_location='cpu', weights_only=True)
+                state = state.get('state_dict', state)
+                net.load_state_dict({k: v for k, v in state.items() if not k.startswith('AuxLogits.')})
+            except Exception as e:  # empty, truncated, random files and other networks' weights
+                check(False, 'weights', expected, f'{weights} ({type(e).__name__})')
         self.fc, net.fc = net.fc, nn.Identity()
         self.net, self.size, self.name = net, size, 'inception-v3'
 

@@ -135,10 +135,14 @@ class TrainConfig:
         def is_int(value):
             return isinstance(value, int) and not isinstance(value, bool)
 
-        for name in ('steps', 'batch_size', 'n_critic', 'latent_dim', 'width', 'log_every', 'eval_samples'):
+        # Upper bounds far above any run on one machine: a typo (--batch-size 1000000000) is refused.
+        highest = dict(steps=10**9, batch_size=2**16, n_critic=1000, latent_dim=2**14, width=2**13,
+                       log_every=10**9, eval_samples=10**6)
+        for name, high in highest.items():
             value = getattr(self, name)
             if value is not None:
-                check(is_int(value) and value > 0, name, 'a positive integer', value)
+                ok = is_int(value) and 0 < value <= high
+                check(ok, name, f'a positive integer <= {high}', value)
         check(
             is_int(self.checkpoint_every) and self.checkpoint_every >= 0,
             'checkpoint_every',

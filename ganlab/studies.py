@@ -10,7 +10,7 @@ import argparse, dataclasses, json, math, platform, re, shlex, shutil, sys, temp
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from .core import Registry, atomic_write_text, check
+from .core import Registry, atomic_write_text, check, CommandLineParser, integer, unwritable_reason
 from .train import TrainConfig, train
 from .evaluation import evaluate_run
 
@@ -89,6 +89,18 @@ def run_one(
     return out
 
 # %% ../nbs/91_studies.ipynb #11f84007
+def _read_results(path: Path) -> dict:
+    "A study's stored results; an unreadable or foreign file is a ValueError naming it."
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        expected = f'a results.json written by ganlab-bench study in {path.parent}'
+        check(False, 'out', expected, type(e).__name__)
+    ok = isinstance(results, dict) and 'settings' in results and isinstance(results.get('runs'), list)
+    check(ok, 'out', f'a results.json written by ganlab-bench study in {path.parent}', 'other content')
+    return results
+
+
 def run_study(
     study: Study | str,
     out=None,
@@ -121,7 +133,10 @@ def run_study(
         )
     )
     path = Path(out) / 'results.json' if out else None
-    results = json.loads(path.read_text()) if path and path.exists() else dict(settings=settings, runs=[])
+    if out:
+        problem = unwritable_reason(out)
+        check(problem is None, 'out', 'a folder this user can create or write in', problem)
+    results = _read_results(path) if path and path.exists() else dict(settings=settings, runs=[])
     check(
         results['settings'] == settings,
         'out',
@@ -245,19 +260,22 @@ studies.register(
 
 # %% ../nbs/91_studies.ipynb #e87cbf3f
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
+    p = CommandLineParser(
         prog='ganlab-bench study',
         description='Run a benchmark study (see nbs/91_studies.ipynb); '
         'results are appended to OUT/results.json after every run, so an interrupted study resumes.',
     )
     p.add_argument('name', help=f"the study: {', '.join(studies.names)}")
     p.add_argument('--out', default=None, help='results folder (default: data/benchmarks/NAME)')
-    p.add_argument('--seeds', type=int, nargs='+', default=None, help='seeds (default: the study\'s)')
-    p.add_argument('--steps', type=int, default=None, help='generator steps per run (default: the study\'s)')
+    p.add_argument(
+        '--seeds', type=integer(0, 2**32 - 1), nargs='+', default=None, help="seeds (default: the study's)"
+    )
+    p.add_argument(
+        '--steps', type=integer(1, 10**9), default=None, help="generator steps per run (default: the study's)"
+    )
     p.add_argument('--methods', nargs='+', default=None, help='a subset of the study\'s methods')
-    p.add_argument('--threads', type=int, default=1, help='torch CPU threads (default: 1)')
+    p.add_argument('--threads', type=integer(1, 1024), default=1, help='torch CPU threads (default: 1)')
     a = p.parse_args(argv)
-    torch.set_num_threads(a.threads)
     given = sys.argv[1:] if argv is None else list(argv)
     given = (
         given[given.index(a.name) :] if a.name in given else given
@@ -266,15 +284,19 @@ def main(argv=None) -> int:
     try:
         study = studies[a.name]
     except KeyError as e:
-        p.error(str(e.args[0]))  # names the valid studies
-    run_study(
-        study,
-        a.out or Path('data/benchmarks') / study.name,
-        a.seeds,
-        a.steps,
-        a.methods,
-        command=command.strip(),
-    )
+        p.error(str(e.args[0]))  # one line naming the valid studies
+    torch.set_num_threads(a.threads)
+    try:
+        run_study(
+            study,
+            a.out or Path('data/benchmarks') / study.name,
+            a.seeds,
+            a.steps,
+            a.methods,
+            command=command.strip(),
+        )
+    except (ValueError, KeyError, FileExistsError, FileNotFoundError) as e:
+        p.error(str(e.args[0] if e.args else e))  # one line: the argument, what was expected, what was given
     return 0
 
 # %% ../nbs/91_studies.ipynb #fe71c4c8

@@ -15,7 +15,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 import torch
 import torch.distributed as dist
-from .core import check, get_device, seed_everything, atomic_write_text
+from .core import check, get_device, seed_everything, atomic_write_text, load_checkpoint
+from .core import CommandLineParser, integer, number, one_line_warnings, unwritable_reason
 from . import data as gdata, metrics, viz
 
 # Names re-exported for code written against the one-module trainer (`from ganlab.train import EMA`):
@@ -35,8 +36,8 @@ from .trainer import Trainer, BF16Autocast, ChannelsLast, Compile
 from .recipes import TrainConfig, Setup, build_setup, build_game, build_run, make_optimizer
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'prepare_run_dir', 'read_run_config', 'read_checkpoint', 'init_distributed', 'run_callbacks', 'load_data',
-           'train', 'parse_args', 'main']
+__all__ = ['RUN_FILES', 'check_run_dir', 'prepare_run_dir', 'read_run_config', 'read_checkpoint', 'init_distributed',
+           'run_callbacks', 'load_data', 'train', 'parse_args', 'main']
 
 # %% ../nbs/27e_train.ipynb #e8dc7c96
 RUN_FILES = (
@@ -54,22 +55,21 @@ def _is_nonempty(p: Path) -> bool:
     return p.exists() and (p.is_file() or any(p.iterdir()))
 
 
-def prepare_run_dir(out, data: str, loss: str, resume: bool = False, overwrite: bool = False) -> Path:
-    "The run folder: a fresh `runs/<data>-<loss>-<n>` when `out` is None; refuses to clobber results."
+def check_run_dir(out, resume: bool = False, overwrite: bool = False) -> None:
+    """Refuse a run folder `prepare_run_dir` must not use, naming `out` (ValueError; FileExistsError for a
+    folder holding results). Writes nothing, so a refused command changes nothing."""
     check(not (resume and overwrite), 'resume/overwrite', 'at most one of them', 'both')
-    if out is None:
+    if out is None:  # a fresh runs/<data>-<loss>-<n> inside runs/
         check(not resume, 'out', 'the run folder to resume (--out DIR --resume)', None)
-        for i in range(1, 10_000):
-            p = Path('runs') / f'{data}-{loss}-{i}'
-            try:
-                p.mkdir(parents=True)
-                return p
-            except FileExistsError:
-                continue
-    out = Path(out)
+    fresh = out is None
+    out = Path('runs' if fresh else out)
+    problem = unwritable_reason(out)
+    check(problem is None, 'out', 'a folder this user can create or write in', problem)
+    if fresh:
+        return
     if resume:
         check((out / 'checkpoint.pt').is_file(), 'out', 'a run folder with checkpoint.pt to resume', str(out))
-        return out
+        return
     if _is_nonempty(out):
         if not overwrite:
             raise FileExistsError(
@@ -83,6 +83,19 @@ def prepare_run_dir(out, data: str, loss: str, resume: bool = False, overwrite: 
             'a ganlab run folder (only run files) to overwrite',
             f'{out} holding {strangers[:5]}',
         )
+
+
+def _make_run_dir(out, data: str, loss: str, overwrite: bool) -> Path:
+    if out is None:
+        for i in range(1, 10_000):
+            p = Path('runs') / f'{data}-{loss}-{i}'
+            try:
+                p.mkdir(parents=True)
+                return p
+            except FileExistsError:
+                continue
+    out = Path(out)
+    if overwrite and out.is_dir():
         for name in RUN_FILES:
             p = out / name
             if p.is_dir():
@@ -92,6 +105,18 @@ def prepare_run_dir(out, data: str, loss: str, resume: bool = False, overwrite: 
                 p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def prepare_run_dir(out, data: str, loss: str, resume: bool = False, overwrite: bool = False) -> Path:
+    """The run folder: a fresh `runs/<data>-<loss>-<n>` when `out` is None; refuses to clobber results
+    (`check_run_dir`), and names the folder when the file system refuses it."""
+    check_run_dir(out, resume, overwrite)
+    if resume:
+        return Path(out)
+    try:
+        return _make_run_dir(out, data, loss, overwrite)
+    except OSError as e:  # what os.access cannot see: a read-only mount, /proc, a full disk
+        check(False, 'out', 'a folder this user can create or write in', f'{out} ({e.strerror})')
 
 # %% ../nbs/27e_train.ipynb #ed93b355
 def read_run_config(run_dir: Path) -> dict:
@@ -110,16 +135,10 @@ def read_run_config(run_dir: Path) -> dict:
 
 
 def read_checkpoint(path: Path, device='cpu') -> dict:
-    "A run's checkpoint; an unreadable or damaged file is a ValueError naming it (never a traceback)."
-    try:
-        state = torch.load(path, map_location=device, weights_only=False)
-    except Exception as e:  # truncated, random or empty files fail in many ways
-        raise ValueError(
-            f"checkpoint: expected a ganlab checkpoint in {path}, got an unreadable file "
-            f"({type(e).__name__})"
-        ) from None
-    if not isinstance(state, dict) or 'step' not in state:
-        raise ValueError(f"checkpoint: expected a ganlab checkpoint in {path}, got other content")
+    """A run's checkpoint, its sha256 digest verified (`ganlab.core.load_checkpoint`); an unreadable, damaged
+    or altered file is a ValueError naming it (never a traceback)."""
+    state = load_checkpoint(path, map_location=device)
+    check('step' in state, 'checkpoint', f'a ganlab checkpoint in {path}', 'a dict without a step')
     return state
 
 
@@ -182,23 +201,34 @@ def train(
     """Run `config` into a run folder; returns a summary dict (run folder, steps, seconds, metrics,
     failure, diagnostics, rank, world)."""
     config = config or TrainConfig()
-    # A configuration no run can use is refused before any folder is made (a resumed run's is read below).
+    # Everything that can be refused is refused before the run folder changes: a refused command changes
+    # nothing. First the configuration (a resumed run's is read from its folder), the folder, the device.
     cfg = None if resume else config.resolved()
     rank, world, device = init_distributed(config.device)
-    run_dir = [prepare_run_dir(out, config.data, config.loss, resume, overwrite) if rank == 0 else None]
-    if world > 1:
-        dist.broadcast_object_list(run_dir, src=0)
-    run_dir = Path(run_dir[0])
+    if rank == 0:
+        check_run_dir(out, resume, overwrite)
     if resume:
-        saved = read_run_config(run_dir)
+        saved = read_run_config(Path(out))
         cfg = TrainConfig(**{**saved, 'steps': config.steps, 'device': config.device}).resolved()
     seed_everything(cfg.seed)  # the same seed everywhere: every process starts from the same weights
     data = load_data(cfg)
     game, extra = build_run(cfg, data)
+    if resume:
+        state = read_checkpoint(Path(out) / 'checkpoint.pt', device)
+        check(
+            cfg.steps >= state['step'],
+            'steps',
+            f'at least the checkpoint\'s step {state["step"]} to resume',
+            cfg.steps,
+        )
+    # Only now is the folder made (or, with overwrite, emptied of its run files).
+    run_dir = [prepare_run_dir(out, cfg.data, cfg.loss, resume, overwrite) if rank == 0 else None]
+    if world > 1:
+        dist.broadcast_object_list(run_dir, src=0)
+    run_dir = Path(run_dir[0])
     callbacks = run_callbacks(cfg, game, data, extra, run_dir, rank, progress)
     trainer = Trainer(game, data, cfg.batch_size, device, cfg.seed, callbacks)
     if resume:
-        state = read_checkpoint(run_dir / 'checkpoint.pt', device)
         try:
             trainer.load_state_dict(state)
         except (KeyError, RuntimeError) as e:
@@ -206,12 +236,6 @@ def train(
                 f"checkpoint: expected the state of this run in {run_dir / 'checkpoint.pt'}, "
                 f"got a state that does not fit ({type(e).__name__})"
             ) from None
-        check(
-            cfg.steps >= trainer.step,
-            'steps',
-            f'at least the checkpoint\'s step {trainer.step} to resume',
-            cfg.steps,
-        )  # refused before anything in the run folder changes
     if rank == 0:
         atomic_write_text(run_dir / 'config.json', json.dumps(asdict(cfg), indent=2))
     t0 = time.perf_counter()
@@ -219,7 +243,7 @@ def train(
         trainer.fit(cfg.steps)
     except KeyboardInterrupt:
         checkpoint = run_dir / 'checkpoint.pt'
-        last = torch.load(checkpoint, weights_only=False)['step'] if checkpoint.exists() else None
+        last = read_checkpoint(checkpoint)['step'] if checkpoint.exists() else None
         raise KeyboardInterrupt(
             f"interrupted at step {trainer.step}; last checkpoint at step {last}; "
             f"continue with: ganlab-train --out {run_dir} --resume"
@@ -272,7 +296,7 @@ _HELP = dict(
     eval_samples="samples drawn for the final metrics",
     ema="generator EMA decay beta (e.g. 0.999); 0 = off",
     diagnostics="watch for failure modes and report them",
-    precision="fp32, or bf16 autocast (GPU)",
+    precision="fp32, or bf16 autocast (on a CPU: PyTorch's CPU autocast, fast only with bf16 units)",
     channels_last="channels-last memory format for image models (GPU)",
     compile="compile both networks with torch.compile",
     tricks="a regulariser or trick from ganlab.tricks, NAME or NAME:key=value,...; repeat the option for several",
@@ -280,7 +304,7 @@ _HELP = dict(
 
 
 def parse_args(argv=None) -> tuple[dict, argparse.Namespace]:
-    p = argparse.ArgumentParser(
+    p = CommandLineParser(
         prog='ganlab-train',
         description="Train a GAN (Algorithm 1) and write a run folder: "
         "config.json, history.csv, samples.png, metrics.json, checkpoint.pt. With no arguments: an MLP "
@@ -288,14 +312,15 @@ def parse_args(argv=None) -> tuple[dict, argparse.Namespace]:
     )
     for f in fields(TrainConfig):
         flag = '--' + f.name.replace('_', '-')
-        kind = {'int': int, 'float': float, 'str': str}.get(str(f.type).split(' |')[0], float)
+        # Whole numbers and finite numbers, refused in one line otherwise; ranges are TrainConfig.check's.
+        kind = {'int': integer(), 'float': number, 'str': str}.get(str(f.type).split(' |')[0], number)
         if f.name == 'tricks':
             p.add_argument(
                 '--trick', dest='tricks', action='append', default=argparse.SUPPRESS, help=_HELP['tricks']
             )
             continue
         extra = (
-            dict(nargs=2, type=float)
+            dict(nargs=2, type=number)
             if f.name == 'betas'
             else dict(action=argparse.BooleanOptionalAction) if f.type == 'bool' else dict(type=kind)
         )
@@ -314,7 +339,20 @@ def parse_args(argv=None) -> tuple[dict, argparse.Namespace]:
 
 # %% ../nbs/27e_train.ipynb #ba6a82cb
 def main(argv=None) -> int:
+    "Entry point of `ganlab-train`: 0 when the run finished, 1 when it stopped on a failure, 2 for bad input."
     given, args = parse_args(argv)
+    with one_line_warnings('ganlab-train'):
+        return _main(given, args)
+
+
+def _on_cpu(device: str) -> bool:
+    try:
+        return get_device(device).type == 'cpu'
+    except ValueError:
+        return False  # train() refuses the device with its own message
+
+
+def _main(given: dict, args: argparse.Namespace) -> int:
     if args.resume:
         try:
             saved = (
@@ -338,6 +376,9 @@ def main(argv=None) -> int:
                 file=sys.stderr,
             )
             return 2
+    if given.get('precision') == 'bf16' and _on_cpu(given.get('device', 'auto')):
+        note = "--precision bf16 on a CPU runs PyTorch's CPU autocast (bfloat16 matrix products)"
+        print(f"ganlab-train: note: {note}; it is faster only on CPUs with bfloat16 units", file=sys.stderr)
     try:
         s = train(
             TrainConfig(**given),

@@ -47,4 +47,35 @@ def test_command_line_help_and_errors(capsys):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 2
-    assert 'valid names' in capsys.readouterr().err
+    assert 'NAME: expected one of' in capsys.readouterr().err
+
+
+# --- every bad input: one line, exit status 2, nothing written (issue 13) --------------------------------
+from test_core import refused
+
+BAD_BENCH = [(['--repeats', '0'], '--repeats'), (['--repeats', '1e3'], '--repeats'), (['--warmup', '-1'], '--warmup'),
+             (['--threads', '0'], '--threads'), (['--device', 'cpu:99'], 'device'), (['nope'], 'NAME'),
+             (['study', 'nope'], "unknown study 'nope'; valid names"), (['study', 'pacgan', '--seeds', '-1'], '--seeds'),
+             (['study', 'pacgan', '--steps', '0'], '--steps'), (['study', 'pacgan', '--threads', '0'], '--threads'),
+             (['study', 'pacgan', '--methods', 'nope'], 'methods')]
+
+
+@pytest.mark.parametrize('argv,name', BAD_BENCH, ids=[' '.join(a) for a, _ in BAD_BENCH])
+def test_bad_arguments_are_one_line(tmp_path, capsys, argv, name):
+    argv = [*argv, '--out', str(tmp_path/'out')] if argv[0] == 'study' else argv
+    prog = 'ganlab-bench study' if argv[0] == 'study' else 'ganlab-bench'
+    line = refused(main, argv, capsys)
+    assert line.startswith(f'{prog}: {name}' + ('' if name.startswith('unknown') else ': expected ')), line
+    assert not (tmp_path/'out').exists()
+
+
+@pytest.mark.parametrize('out', ['a file', 'under a file', 'a damaged results.json'])
+def test_a_study_out_that_cannot_hold_results_is_one_line_and_kept(tmp_path, capsys, out):
+    notes = tmp_path/'notes.txt'
+    notes.write_text('precious')
+    (tmp_path/'old').mkdir()
+    (tmp_path/'old'/'results.json').write_text('{"settings": ')
+    folder = {'a file': notes, 'under a file': notes/'sub', 'a damaged results.json': tmp_path/'old'}[out]
+    line = refused(main, ['study', 'pacgan', '--steps', '1', '--out', str(folder)], capsys)
+    assert line.startswith('ganlab-bench study: out: expected '), line
+    assert notes.read_text() == 'precious' and (tmp_path/'old'/'results.json').read_text() == '{"settings": '

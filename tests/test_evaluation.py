@@ -198,3 +198,82 @@ def test_help_is_the_manual():
     assert r.returncode == 0
     for words in ('RUN_DIR', 'metrics.json', 'FID, KID, Inception Score', '--train-evaluator', '--inception-weights', '--no-ema'):
         assert words in r.stdout, words
+
+
+# --- ganlab-eval: every bad input is one line, exit status 2, nothing written (issue 13) ------------------
+from test_core import refused, snapshot, flip_bit_in_tensor_data
+
+
+@pytest.fixture(scope='module')
+def ring_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp('eval')/'ring'
+    assert train_main(['--out', str(run), '--steps', '5', '--width', '16', '--batch-size', '32', '--quiet']) == 0
+    return run
+
+
+BAD_EVAL = [(['--samples', '-5'], '--samples'), (['--samples', '0'], '--samples'), (['--samples', '1e10'], '--samples'),
+            (['--threads', '-1'], '--threads'), (['--threads', '0'], '--threads'), (['--batch-size', '0'], '--batch-size'),
+            (['--kid-subsets', '0'], '--kid-subsets'), (['--device', 'cpu:99'], 'device'),
+            (['--train-evaluator', 'mnist'], 'RUN_DIR')]
+
+
+@pytest.mark.parametrize('options,name', BAD_EVAL, ids=[' '.join(o) for o, _ in BAD_EVAL])
+def test_eval_bad_arguments_are_one_line_and_write_nothing(ring_run, capsys, options, name):
+    before = snapshot(ring_run)
+    line = refused(main, [str(ring_run), *options], capsys)
+    assert line.startswith(f'ganlab-eval: {name}: expected '), line
+    assert snapshot(ring_run) == before
+
+
+def damage(run, what):
+    "Damage one file of a copy of a run folder as `what` says."
+    ckpt = run/'checkpoint.pt'
+    if what in ('random', 'truncated', 'empty'):
+        blob = ckpt.read_bytes()
+        ckpt.write_bytes({'random': bytes(range(256)) * 8, 'truncated': blob[:len(blob) // 2], 'empty': b''}[what])
+    elif what == 'flipped bit':
+        flip_bit_in_tensor_data(ckpt, torch.load(ckpt, weights_only=False)['generator']['net.0.0.weight'])
+    elif what == 'config not JSON':
+        (run/'config.json').write_text('{"data": "ring8", ')
+    elif what == 'config a list':
+        (run/'config.json').write_text('[1, 2]')
+    elif what == 'config without arch':
+        cfg = json.loads((run/'config.json').read_text())
+        del cfg['arch']
+        (run/'config.json').write_text(json.dumps(cfg))
+    elif what == 'config width -1':
+        cfg = json.loads((run/'config.json').read_text())
+        (run/'config.json').write_text(json.dumps({**cfg, 'width': -1}))
+    elif what == 'metrics not JSON':
+        (run/'metrics.json').write_text('{"modes": ')
+
+
+DAMAGE = {'random': 'checkpoint: expected a ganlab checkpoint', 'truncated': 'checkpoint: expected a ganlab checkpoint',
+          'empty': 'checkpoint: expected a ganlab checkpoint', 'flipped bit': 'checkpoint: expected the content whose sha256',
+          'config not JSON': 'config: expected a JSON object', 'config a list': 'config: expected a JSON object',
+          'config without arch': 'config: expected a ganlab-train configuration',
+          'config width -1': 'config: expected the configuration ganlab-train wrote',
+          'metrics not JSON': 'metrics: expected a JSON object'}
+
+
+@pytest.mark.parametrize('what', list(DAMAGE))
+def test_eval_of_a_damaged_run_is_one_line_and_writes_nothing(ring_run, tmp_path, capsys, what):
+    import shutil
+    run = tmp_path/'copy'
+    shutil.copytree(ring_run, run)
+    damage(run, what)
+    before = snapshot(run)
+    line = refused(main, [str(run)], capsys)
+    assert line.startswith(f'ganlab-eval: {DAMAGE[what]}'), line
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize('content', ['empty', 'random', 'another network'])
+def test_unreadable_inception_weights_are_a_value_error_naming_the_file(tmp_path, content):
+    path = tmp_path/'inception.pth'
+    if content == 'another network':
+        torch.save({'weight': torch.zeros(2)}, path)
+    else:
+        path.write_bytes({'empty': b'', 'random': bytes(range(256)) * 4}[content])
+    with pytest.raises(ValueError, match=rf'^weights: expected an Inception-v3 state dict file .*, got .*inception\.pth'):
+        InceptionEvaluator(path)

@@ -92,7 +92,7 @@ def test_bad_options_are_named(tmp_path, capsys):
     assert main(['--out', str(tmp_path/'a'), '--loss', 'nonsense', '--quiet']) == 2
     assert "unknown loss 'nonsense'; valid names:" in capsys.readouterr().err
     assert main(['--out', str(tmp_path/'b'), '--batch-size', '0', '--quiet']) == 2
-    assert 'batch_size: expected a positive integer, got 0' in capsys.readouterr().err
+    assert 'batch_size: expected a positive integer <= 65536, got 0' in capsys.readouterr().err
     assert main(['--out', str(tmp_path/'c'), '--device', 'tpu', '--quiet']) == 2
     assert 'device: expected' in capsys.readouterr().err
 
@@ -245,3 +245,115 @@ def test_two_processes_train_the_same_model_as_one(tmp_path):
     (s1, w1), (s2, w2) = weights(tmp_path/'one'), weights(tmp_path/'two')
     assert s1 == s2 == 40
     for k in w1: assert torch.allclose(w1[k], w2[k], atol=1e-5, rtol=0), k       # measured: ≤ 6e-8
+
+
+# --- every bad input: one line, exit status 2, nothing changed (issue 13) --------------------------------
+from test_core import refused, snapshot, flip_bit_in_tensor_data
+
+TINY = ['--steps', '5', '--width', '16', '--batch-size', '32', '--log-every', '5', '--quiet']
+
+
+@pytest.fixture
+def done_run(tmp_path):
+    "A finished 5-step ring run (about a second), and a snapshot of its files."
+    run = tmp_path/'run'
+    assert main(['--out', str(run), *TINY]) == 0
+    return run, snapshot(run)
+
+
+BAD_OPTIONS = [  # (options, the name the line must start with)
+    (['--batch-size', '1e9'], '--batch-size: expected an integer'),
+    (['--batch-size', '1000000000'], 'batch_size: expected a positive integer <= 65536'),
+    (['--width', '1000000'], 'width: expected a positive integer <= 8192'),
+    (['--eval-samples', '-1'], 'eval_samples: expected a positive integer'),
+    (['--lr-g', 'inf'], "--lr-g: expected a finite number, got 'inf'"),
+    (['--device', 'cpu:99'], "device: expected 'cpu' (one CPU device"),
+    (['--steps', '3', '--bogus'], 'arguments: expected only the options of --help, got --bogus'),
+]
+
+
+@pytest.mark.parametrize('options,start', BAD_OPTIONS, ids=[o[0] + o[1] for o, _ in BAD_OPTIONS])
+def test_a_bad_option_is_one_line_and_makes_no_folder(tmp_path, capsys, options, start):
+    line = refused(main, ['--out', str(tmp_path/'run'), '--quiet', *options], capsys)
+    assert line.startswith(f'ganlab-train: {start}'), line
+    assert not (tmp_path/'run').exists() and not (tmp_path/'runs').exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='a GPU is visible')
+def test_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    line = refused(main, ['--out', str(tmp_path/'run'), '--device', 'cuda', '--quiet'], capsys)
+    assert line == "ganlab-train: device: expected a visible CUDA GPU (none found; use --device cpu), got 'cuda'"
+    assert not (tmp_path/'run').exists()
+
+
+def test_out_a_file_or_under_a_file_is_refused_and_the_file_kept(tmp_path, capsys):
+    notes = tmp_path/'notes.txt'
+    notes.write_text('precious')
+    for argv in (['--out', str(notes), '--overwrite'], ['--out', str(notes/'sub')]):
+        line = refused(main, [*argv, *TINY], capsys)
+        assert line.startswith('ganlab-train: out: expected a folder this user can create or write in'), line
+        assert 'notes.txt is a file' in line
+    assert notes.read_text() == 'precious' and sorted(p.name for p in tmp_path.iterdir()) == ['notes.txt']
+
+
+def test_an_unwritable_out_is_refused(tmp_path, capsys, monkeypatch):
+    "A folder without write permission (simulated: tests may run as root), and one the kernel refuses."
+    line = refused(main, ['--out', '/proc/ganlab-no-such/run', *TINY], capsys)
+    assert line.startswith('ganlab-train: out: expected a folder this user can create or write in'), line
+    locked = tmp_path/'locked'
+    locked.mkdir()
+    monkeypatch.setattr(os, 'access', lambda *a, **k: False)
+    line = refused(main, ['--out', str(locked/'run'), *TINY], capsys)
+    assert line.endswith("is not writable by this user)'") and list(locked.iterdir()) == []
+
+
+def test_overwrite_refused_later_keeps_the_old_run(done_run, capsys):
+    "--overwrite with a configuration refused after the folder check (an unknown data set) deletes nothing."
+    run, before = done_run
+    line = refused(main, ['--out', str(run), '--overwrite', '--data', 'no-such-set', *TINY], capsys)
+    assert "unknown dataset 'no-such-set'" in line or 'no-such-set' in line
+    assert snapshot(run) == before
+
+
+def test_refused_resumes_change_nothing(done_run, capsys):
+    run, before = done_run
+    cases = {('--steps', '3'): "steps: expected at least the checkpoint's step 5",
+             ('--steps', '6', '--device', 'cpu:99'): 'device: expected',
+             ('--steps', '6', '--overwrite'): 'resume/overwrite: expected at most one of them'}
+    for options, start in cases.items():
+        line = refused(main, ['--out', str(run), '--resume', *options], capsys)
+        assert line.startswith(f'ganlab-train: {start}'), line
+        assert snapshot(run) == before, options
+
+
+def test_resume_refuses_a_flipped_bit_in_a_weight_tensor(done_run, capsys):
+    run, _ = done_run
+    stored = torch.load(run/'checkpoint.pt', weights_only=False)
+    flip_bit_in_tensor_data(run/'checkpoint.pt', stored['generator']['net.0.0.weight'], bit=3)
+    before = snapshot(run)
+    line = refused(main, ['--out', str(run), '--resume', '--steps', '10', '--quiet'], capsys)
+    assert line == (f"ganlab-train: checkpoint: expected the content whose sha256 is stored in {run/'checkpoint.pt'}, "
+                    "got 'different content: the file changed after it was written'")
+    assert snapshot(run) == before
+
+
+def test_resume_from_a_checkpoint_without_a_digest_warns_in_one_line_and_rewrites_it_with_one(done_run, capsys):
+    run, _ = done_run
+    state = torch.load(run/'checkpoint.pt', weights_only=False)
+    del state['sha256']
+    torch.save(state, run/'checkpoint.pt')                                # as written before digests
+    assert main(['--out', str(run), '--resume', '--steps', '6', '--quiet']) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('ganlab-train: warning: checkpoint ') and 'no sha256 digest' in err[0]
+    assert 'sha256' in torch.load(run/'checkpoint.pt', weights_only=False)
+
+
+def test_bf16_on_a_cpu_is_cpu_autocast_and_says_so(tmp_path, capsys):
+    "PyTorch autocasts matrix products to bfloat16 on CPUs: accepted, with a one-line note."
+    from ganlab.train import BF16Autocast
+    assert main(['--out', str(tmp_path/'run'), '--precision', 'bf16', '--device', 'cpu', *TINY]) == 0
+    assert "note: --precision bf16 on a CPU runs PyTorch's CPU autocast" in capsys.readouterr().err
+    trainer = SimpleNamespace(device=torch.device('cpu'))
+    BF16Autocast().before_fit(trainer)
+    with trainer.autocast():
+        assert torch.nn.Linear(4, 2)(torch.ones(3, 4)).dtype == torch.bfloat16
