@@ -1,4 +1,4 @@
-"""Committed outputs: the stale-output check (ganlab.outputs, nbs/93_outputs.ipynb) that CI runs."""
+"""Committed outputs: the stale-output check (ganlab.outputs, nbs/73_outputs.ipynb) that CI runs."""
 import json, shutil
 from pathlib import Path
 
