@@ -302,7 +302,7 @@ studies.register(
         base={},
         methods=PACGAN_BEAT,
         seeds=tuple(range(10)),
-        steps=1000,
+        steps=500,
         published=PACGAN_TABLE1,
     ),
 )
