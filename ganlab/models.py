@@ -16,7 +16,7 @@ from .core import Registry, check
 __all__ = ['architectures', 'MLPGenerator', 'MLPDiscriminator', 'icnr_', 'SubPixelConv', 'dcgan_init', 'DCGANGenerator',
            'DCGANDiscriminator', 'ConditionalGenerator', 'LabelChannelsDiscriminator', 'ProjectionDiscriminator',
            'TwoHeadDiscriminator', 'AutoencoderDiscriminator', 'SelfAttention', 'ConditionalBatchNorm2d', 'mlp_pair',
-           'dcgan_pair', 'build']
+           'dcgan_pair', 'build', 'Maxout', 'pacgan_init', 'PacGANGenerator', 'MaxoutDiscriminator', 'pacgan_pair']
 
 # %% ../nbs/20_models.ipynb #12992bcd
 def _mlp(sizes: list[int], act: nn.Module, dropout: float = 0., norm: str = 'none') -> nn.Sequential:
@@ -437,3 +437,118 @@ def build(arch: str, data_shape: tuple[int, ...], latent_dim: int | None = None,
     elif conditioning == 'labels':
         D = ProjectionDiscriminator(D, n_classes)
     return G, D
+
+# %% ../nbs/20_models.ipynb #d1232652
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+class Maxout(nn.Module):
+    """Linear maxout (Goodfellow et al., 2013): x (N, in_features) → h (N, out_features) with
+    h_j = max_{i=1..pieces} (W x + b)_{j·pieces + i}, one linear layer of out_features·pieces outputs whose
+    consecutive groups of `pieces` outputs belong to one unit (the layout of Blocks' LinearMaxout)."""
+
+    def __init__(self, in_features: int, out_features: int, pieces: int = 5):
+        super().__init__()
+        for name, value in (('in_features', in_features), ('out_features', out_features), ('pieces', pieces)):
+            check(_is_positive_int(value), name, 'a positive integer', value)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.pieces = pieces
+        self.linear = nn.Linear(in_features, out_features * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check(x.ndim == 2 and x.shape[1] == self.in_features, 'x', f'shape (N, {self.in_features})',
+              tuple(x.shape))
+        # (N, out·pieces) → (N, out, pieces): unit j owns outputs j·pieces ... j·pieces + pieces − 1
+        affine = self.linear(x).view(len(x), self.out_features, self.pieces)
+        return affine.amax(dim=2)
+
+    def extra_repr(self) -> str:
+        return f'in_features={self.in_features}, out_features={self.out_features}, pieces={self.pieces}'
+
+# %% ../nbs/20_models.ipynb #7b4dab41
+def pacgan_init(module: nn.Module, std: float = 0.02) -> None:
+    """PacGAN's initialisation, in place, of every layer of `module`: linear weights ~ N(0, std²), biases 0,
+    batch-norm scales 1 and shifts 0 (Lin et al., 2018, std = 0.02)."""
+    check(isinstance(std, (int, float)) and std > 0, 'std', 'a positive standard deviation', std)
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.normal_(layer.weight, 0.0, std)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm1d):
+            nn.init.ones_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+# %% ../nbs/20_models.ipynb #2405d79c
+class PacGANGenerator(nn.Module):
+    """PacGAN's generator for the 2-D mixtures (Lin et al., 2018): z (N, latent_dim) → x (N, out_dim) through
+    `depth` hidden layers of `width` units, each Linear (no bias) → BatchNorm1d (running statistics with
+    `momentum` 0.05) → ReLU, then a Linear output with bias; weights N(0, 0.02²) (`pacgan_init`)."""
+
+    def __init__(self, latent_dim: int = 2, out_dim: int = 2, width: int = 400, depth: int = 4,
+                 momentum: float = 0.05):
+        super().__init__()
+        for name, value in (('latent_dim', latent_dim), ('out_dim', out_dim), ('width', width), ('depth', depth)):
+            check(_is_positive_int(value), name, 'a positive integer', value)
+        self.latent_dim = latent_dim
+        layers = []
+        sizes = [latent_dim] + [width] * depth
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            layers.append(nn.Linear(n_in, n_out, bias=False))  # batch norm's shift is the bias
+            layers.append(nn.BatchNorm1d(n_out, momentum=momentum))
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(width, out_dim))
+        self.net = nn.Sequential(*layers)
+        pacgan_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        _check_latent(z, self.latent_dim)
+        return self.net(z)
+
+# %% ../nbs/20_models.ipynb #280f110f
+class MaxoutDiscriminator(nn.Module):
+    """PacGAN's discriminator (Lin et al., 2018): x (N, in_dim) → logits (N,) = head(features(x)), the features
+    `depth` Maxout layers of `width` units with `pieces` pieces, the head a Linear score; weights N(0, 0.02²),
+    biases 0. No normalisation, so each sample (or pack) is scored on its own."""
+
+    def __init__(self, in_dim: int = 2, width: int = 200, depth: int = 3, pieces: int = 5):
+        super().__init__()
+        for name, value in (('in_dim', in_dim), ('width', width), ('depth', depth), ('pieces', pieces)):
+            check(_is_positive_int(value), name, 'a positive integer', value)
+        self.in_dim = in_dim
+        self.width = width
+        self.depth = depth
+        self.pieces = pieces
+        sizes = [in_dim] + [width] * depth
+        self.body = nn.Sequential(*(Maxout(a, b, pieces) for a, b in zip(sizes[:-1], sizes[1:])))
+        self.head = nn.Linear(width, 1)
+        pacgan_init(self)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        "The last maxout layer's outputs φ(x), (N, width)."
+        check(x.ndim == 2 and x.shape[1] == self.in_dim, 'x', f'shape (N, {self.in_dim})', tuple(x.shape))
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).squeeze(1)
+
+    def rebuilt(self, input_factor: int = 1, dropout: float | None = None) -> 'MaxoutDiscriminator':
+        """A freshly initialised D of the same widths reading `input_factor`× the features (PacGANm: m); what
+        `ganlab.tricks.rebuild_discriminator` calls. There is no dropout option."""
+        check(_is_positive_int(input_factor), 'input_factor', 'a positive integer', input_factor)
+        check(not dropout, 'dropout', 'no dropout (the maxout discriminator has none)', dropout)
+        return MaxoutDiscriminator(self.in_dim * input_factor, self.width, self.depth, self.pieces)
+
+# %% ../nbs/20_models.ipynb #7d905a33
+@architectures.register('pacgan')
+def pacgan_pair(data_shape: tuple[int, ...], latent_dim: int = 2, width: int = 400, depth: int = 4,
+                d_width: int = 200, d_depth: int = 3, pieces: int = 5, g_extra: int = 0, d_extra: int = 0):
+    """(PacGANGenerator, MaxoutDiscriminator) for flat data (d,), PacGAN's Table 1 networks by default: G with
+    `depth` hidden layers of `width` units, D with `d_depth` maxout layers of `d_width` units and `pieces`
+    pieces; `g_extra`/`d_extra` widen the inputs for conditioning. Pack D with `--trick pack:m=M`."""
+    check(len(data_shape) == 1, 'data_shape', 'flat data (d,) for the PacGAN architecture', tuple(data_shape))
+    generator = PacGANGenerator(latent_dim + g_extra, data_shape[0], width, depth)
+    discriminator = MaxoutDiscriminator(data_shape[0] + d_extra, d_width, d_depth, pieces)
+    return generator, discriminator

@@ -15,7 +15,8 @@ from .train import TrainConfig, train
 from .evaluation import evaluate_run
 
 # %% auto #0
-__all__ = ['studies', 'LOSSES', 'Study', 'run_one', 'run_study', 'summarize_seeds', 'main', 'load', 'table']
+__all__ = ['studies', 'LOSSES', 'PACGAN_TABLE1', 'PACGAN_PAPER_BASE', 'PACGAN_BEAT', 'Study', 'run_one', 'run_study',
+           'summarize_seeds', 'main', 'load', 'table']
 
 # %% ../nbs/68_studies.ipynb #fb0e7b0c
 @dataclass
@@ -255,6 +256,69 @@ studies.register(
         steps=2000,
         eval_samples=10_000,
         published={'DCGAN': dict(modes=99), 'PacDCGAN2': dict(modes=1000)},
+    ),
+)
+
+# %% ../nbs/68_studies.ipynb #pacgan-paper-studies
+PACGAN_TABLE1 = {  # Lin et al. (2018), Table 1: (mean, standard error) over 10 runs
+    'GAN': {
+        'ring8-100k': dict(modes=(6.3, 0.5), high_quality=(0.982, 0.002), reverse_kl=(0.45, 0.09)),
+        'grid25-100k': dict(modes=(17.3, 0.8), high_quality=(0.948, 0.007), reverse_kl=(0.70, 0.07)),
+    },
+    'PacGAN2': {
+        'ring8-100k': dict(modes=(7.9, 0.1), high_quality=(0.956, 0.020), reverse_kl=(0.07, 0.03)),
+        'grid25-100k': dict(modes=(23.8, 0.7), high_quality=(0.913, 0.008), reverse_kl=(0.13, 0.04)),
+    },
+    'PacGAN3': {
+        'ring8-100k': dict(modes=(7.8, 0.1), high_quality=(0.977, 0.003), reverse_kl=(0.10, 0.02)),
+        'grid25-100k': dict(modes=(24.6, 0.4), high_quality=(0.942, 0.004), reverse_kl=(0.06, 0.02)),
+    },
+    'PacGAN4': {
+        'ring8-100k': dict(modes=(7.8, 0.1), high_quality=(0.959, 0.014), reverse_kl=(0.07, 0.02)),
+        'grid25-100k': dict(modes=(24.8, 0.2), high_quality=(0.936, 0.006), reverse_kl=(0.04, 0.01)),
+    },
+}
+
+PACGAN_PAPER_BASE = dict(arch='pacgan', loss='nsgan', optimizer='adam', lr_g=1e-4, lr_d=1e-4, betas=(0.8, 0.999))
+
+
+def _pacgan_method(m: int) -> dict:
+    "PacGANm in the paper's setup: 100 packs of m points per step (m = 1: the plain GAN)."
+    return dict(batch_size=100 * m, tricks=[f'pack:m={m}'] if m > 1 else [])
+
+
+studies.register(
+    'pacgan-paper',
+    Study(
+        'pacgan-paper',
+        "PacGAN's Table 1 with PacGAN's networks, optimiser, batch, data and metric (chapter 69)",
+        datasets=('ring8-100k', 'grid25-100k'),
+        base=PACGAN_PAPER_BASE,
+        methods={('GAN' if m == 1 else f'PacGAN{m}'): _pacgan_method(m) for m in (1, 2, 3, 4)},
+        seeds=tuple(range(10)),
+        steps=500,
+        published=PACGAN_TABLE1,
+    ),
+)
+
+PACGAN_BEAT = {
+    'PacGAN4, Adam 5e-4, β₁ 0.5, EMA 0.99': dict(
+        arch='pacgan', loss='nsgan', batch_size=400, tricks=['pack:m=4'], lr_g=5e-4, lr_d=5e-4, betas=(0.5, 0.999),
+        ema=0.99,
+    ),
+}
+
+studies.register(
+    'pacgan-beat',
+    Study(
+        'pacgan-beat',
+        "The course's best recipe on PacGAN's data and metric, within 5 CPU-minutes a run (chapter 69)",
+        datasets=('ring8-100k', 'grid25-100k'),
+        base={},
+        methods=PACGAN_BEAT,
+        seeds=tuple(range(10)),
+        steps=500,
+        published=PACGAN_TABLE1,
     ),
 )
 

@@ -266,7 +266,10 @@ class DiffAugment(DiscriminatorWrapper):
 # %% ../nbs/23a_stabilizing_d.ipynb #c2f47389
 def rebuild_discriminator(D: nn.Module, input_factor: int = 1, dropout: float | None = None) -> nn.Module:
     """A fresh D of the same architecture, widths and normalisation with `input_factor`× the input
-    features or channels (and a new dropout, when given)."""
+    features or channels (and a new dropout, when given); a D with a method `rebuilt(input_factor, dropout)`
+    builds its own."""
+    if hasattr(D, 'rebuilt'):  # an architecture that knows how to rebuild itself (e.g. PacGAN's maxout D)
+        return D.rebuilt(input_factor, dropout)
     if dropout is None:
         dropout = next((m.p for m in D.body if isinstance(m, nn.Dropout)), 0.0) if hasattr(D, 'body') else 0.0
     if isinstance(D, MLPDiscriminator):
