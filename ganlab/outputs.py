@@ -14,8 +14,8 @@ import ganlab
 from .core import atomic_write_text, check
 
 # %% auto #0
-__all__ = ['WIDGET', 'LIVE_WIDGET_NOTE', 'source_digest', 'module_digest', 'code_cells', 'course_notebooks', 'machine_paths',
-           'tidy_outputs', 'fingerprint', 'execute', 'stale_reasons', 'main']
+__all__ = ['WIDGET', 'LIVE_WIDGET_NOTE', 'SKIP', 'source_digest', 'module_digest', 'code_cells', 'course_notebooks',
+           'machine_paths', 'tidy_outputs', 'fingerprint', 'execute', 'stale_reasons', 'main']
 
 # %% ../nbs/73_outputs.ipynb #cf479ba0
 def source_digest(text: str) -> str:
@@ -102,6 +102,10 @@ def fingerprint(nb, modules: list[str], package_dir: str | os.PathLike | None = 
             'modules': {name: module_digest(f) for name, f in sorted(files.items()) if f.is_file()}}
 
 
+_NOTEST = re.compile(r'^#\|\s*notest\b', re.M)
+SKIP = 'skip-execution'   # the cell tag nbclient does not execute
+
+
 def execute(path: str | os.PathLike, timeout: int = 1200, kernel: str = 'python3') -> Path:
     """Execute the notebook at `path` in a fresh `kernel`, tidy its outputs, record its fingerprint and
     write it back atomically (only if every cell ran). Returns the path."""
@@ -109,6 +113,9 @@ def execute(path: str | os.PathLike, timeout: int = 1200, kernel: str = 'python3
     path = Path(path)
     check(path.is_file() and path.suffix == '.ipynb', 'path', 'an existing .ipynb file', str(path))
     nb = nbformat.read(path, as_version=4)
+    skipped = [c for c in code_cells(nb) if _NOTEST.search(c.source) and SKIP not in c.metadata.get('tags', [])]
+    for cell in skipped:
+        cell.metadata.setdefault('tags', []).append(SKIP)
     probe = nbformat.v4.new_code_cell(_LIST_MODULES)
     nb.cells.append(probe)
     saved = {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'MPLBACKEND')}
@@ -124,6 +131,10 @@ def execute(path: str | os.PathLike, timeout: int = 1200, kernel: str = 'python3
             else:
                 os.environ[k] = v
     nb.cells.pop()
+    for cell in skipped:
+        cell.metadata['tags'].remove(SKIP)
+        if not cell.metadata['tags']:
+            del cell.metadata['tags']
     modules = json.loads(probe.outputs[-1].text)
     tidy_outputs(nb)
     for cell in nb.cells:
@@ -190,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('notebooks', nargs='*', help='default: every course notebook (check) or every stale one (run)')
     p.add_argument('--nbs', default='nbs', help='the folder of the course notebooks (default: nbs)')
     p.add_argument('--jobs', type=int, default=1, help='notebooks executed at once (run; default 1)')
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)   # options before or after the notebooks
     if args.jobs < 1:
         p.exit(2, f'ganlab-outputs: --jobs: expected a whole number >= 1, got {args.jobs}\n')
     try:

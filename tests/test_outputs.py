@@ -78,6 +78,19 @@ def test_execute_records_the_modules_used_and_removes_progress_bars(tmp_path):
     assert stale_reasons(p, forbidden=[]) == []
 
 
+def test_notest_cells_are_not_run_and_keep_their_outputs(tmp_path):
+    "A `#| notest` cell (minutes of retraining) is skipped, as nbdev-test skips it; its old outputs stay."
+    p = tmp_path / 'slow.ipynb'
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('#| notest\nraise SystemExit("ran")'),
+                                         nbformat.v4.new_code_cell('print("fast")')])
+    nb.cells[0].outputs = [nbformat.v4.new_output('stream', name='stdout', text='from the last run by hand\n')]
+    nbformat.write(nb, p)
+    execute(p, timeout=300)
+    done = nbformat.read(p, as_version=4)
+    assert [c.outputs[0].text for c in done.cells] == ['from the last run by hand\n', 'fast\n']
+    assert 'tags' not in done.cells[0].metadata
+
+
 def test_a_live_widget_becomes_a_note():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('interact(f)')])
     nb.cells[0].outputs = [nbformat.v4.new_output(
