@@ -15,8 +15,8 @@ from .train import TrainConfig, train
 from .evaluation import evaluate_run
 
 # %% auto #0
-__all__ = ['studies', 'LOSSES', 'PACGAN_TABLE1', 'PACGAN_PAPER_BASE', 'PACGAN_BEAT', 'Study', 'run_one', 'run_study',
-           'summarize_seeds', 'main', 'load', 'table']
+__all__ = ['studies', 'LOSSES', 'BALANCE_BASE', 'PACGAN_TABLE1', 'PACGAN_PAPER_BASE', 'PACGAN_BEAT', 'Study', 'run_one',
+           'run_study', 'summarize_seeds', 'main', 'load', 'table']
 
 # %% ../nbs/68_studies.ipynb #fb0e7b0c
 @dataclass
@@ -33,12 +33,13 @@ class Study:
     steps: int = 3000
     eval_samples: int | None = None  # images: generated samples for FID/KID/IS (None: evaluate_run's default)
     published: dict = field(default_factory=dict)  # numbers from the papers, for the tables
+    diagnostics: bool = False  # run the failure diagnostics and record what they report (step and kind)
 
     def config(self, method: str, data: str, seed: int, steps: int | None = None) -> TrainConfig:
         check(method in self.methods, 'method', f'one of {list(self.methods)}', method)
         kw = {**self.base, **self.methods[method]}
         kw['tricks'] = tuple(kw.get('tricks', ()))
-        return TrainConfig(data=data, seed=seed, steps=steps or self.steps, diagnostics=False, **kw)
+        return TrainConfig(data=data, seed=seed, steps=steps or self.steps, diagnostics=self.diagnostics, **kw)
 
 studies = Registry('study')
 
@@ -56,6 +57,8 @@ def run_one(
         run = Path(tmp) / 'run'
         s = train(cfg, out=run, progress=False)
         out = dict(seconds=s['seconds'], failure=s['failure'])
+        if study.diagnostics:
+            out['diagnostics'] = [dict(step=d['step'], kind=d['kind']) for d in s['diagnostics']]
         if s['failure'] is None:
             if 'modes' in s['metrics']:  # the trainer counted modes: the data has known centres
                 m = s['metrics']
@@ -252,10 +255,36 @@ studies.register(
         datasets=('stacked-mnist',),
         base=dict(arch='dcgan', width=32, batch_size=64, loss='nsgan', split='test'),
         methods={'DCGAN': {}, 'PacDCGAN2': dict(tricks=['pack:m=2'])},
-        seeds=(0,),
+        seeds=(0, 1, 2),
         steps=2000,
         eval_samples=10_000,
         published={'DCGAN': dict(modes=99), 'PacDCGAN2': dict(modes=1000)},
+    ),
+)
+
+BALANCE_BASE = dict(arch='dcgan', width=32, batch_size=64, loss='gan', lr_g=2e-4, lr_d=1e-3)
+studies.register(
+    'balance',
+    Study(
+        'balance',
+        'An overpowered discriminator (5x the learning rate, the saturating loss) and the rescues of chapter 23a',
+        datasets=('fashion-mnist',),
+        base=BALANCE_BASE,
+        methods={
+            'balanced (control)': dict(lr_d=2e-4),
+            'overpowered D': {},
+            'TTUR (Heusel: G 1e-4, D 4e-4)': dict(lr_g=1e-4, lr_d=4e-4),
+            'dropout in D': dict(tricks=['dropout:p=0.3']),
+            'noisy and flipped labels': dict(tricks=['noisy_labels:noise=0.1,flip=0.05']),
+            'one-sided label smoothing': dict(tricks=['label_smoothing']),
+            'instance noise': dict(tricks=['instance_noise:sigma=0.1,steps=1000']),
+            'n_critic = 5': dict(n_critic=5),
+            'non-saturating loss': dict(loss='nsgan'),
+            'non-saturating, balanced': dict(loss='nsgan', lr_d=2e-4),
+        },
+        steps=1000,
+        eval_samples=2000,
+        diagnostics=True,
     ),
 )
 

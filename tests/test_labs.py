@@ -200,3 +200,27 @@ def test_student_text_refers_to_what_exists_and_hints_do_not_dictate_code():
     assert 'train_toy' not in {i.name for i in load_lab(LABS/'lab4_mode_collapse.ipynb').grading}
     source = (LABS/'lab3_wgan.ipynb').read_text()
     assert "lr=5e-4)      # the WGAN paper's optimizer" not in source and "the paper's learning rate is 5e-5" in source
+
+
+def test_lab4_small_configuration_collapses_and_the_spreading_remedies_spread():
+    """Issue 17: the subject of lab 4 must be visible in the configuration students run on a CPU. The lab's own loop
+    (reference graded cells and `train_toy`, at the small budget): the plain GAN covers at most 2 of the ring's
+    8 modes in each of three seeds, minibatch discrimination and feature matching at least 5 in each of two (ten seeds
+    measured once gave 0-1 modes for the plain GAN and 6-8 for the two remedies: the margins allow for another CPU's
+    rounding)."""
+    cells = json.loads((LABS/'lab4_mode_collapse.ipynb').read_text())['cells']
+    sources = [''.join(c['source']) for c in cells if c['cell_type'] == 'code']
+    ns = {}
+    exec('import math, torch\nimport torch.nn.functional as F\nfrom ganlab.core import seed_everything, get_device', ns)
+    for s in sources:
+        if s.startswith('#| graded') or 'def train_toy(' in s: exec(s, ns)
+    from ganlab.data import ring
+    from ganlab.metrics import mode_coverage
+    data, z = ring(), torch.randn(2500, 16, generator=torch.Generator().manual_seed(1234))
+    def modes(method, seed):
+        G = ns['train_toy'](data, method, seed=seed)
+        with torch.no_grad(): return mode_coverage(G(z), data.centers, data.std)['modes']
+    assert 'dict(steps=2000, seeds=(0,))' in next(s for s in sources if 'FULL = ' in s)     # the budget tested here
+    assert max(modes('baseline', s) for s in (0, 1, 2)) <= 2
+    for method in ('minibatch', 'feature_matching'):
+        assert min(modes(method, s) for s in (0, 1)) >= 5, method
