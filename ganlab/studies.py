@@ -288,6 +288,24 @@ studies.register(
     ),
 )
 
+studies.register(
+    'generator-norm',
+    Study(
+        'generator-norm',
+        "G's normalisation: batch norm (DCGAN) against virtual batch norm, and BigGAN's orthogonal regularization",
+        datasets=('fashion-mnist',),
+        base=dict(arch='dcgan', width=32, batch_size=64, loss='nsgan'),
+        methods={
+            'batch norm (DCGAN)': {},
+            'virtual batch norm': dict(tricks=['virtual_batch_norm']),
+            'orthogonal regularization': dict(tricks=['orthogonal:beta=1e-4']),
+        },
+        steps=1000,
+        eval_samples=2000,
+        diagnostics=True,
+    ),
+)
+
 # %% ../nbs/68_studies.ipynb #pacgan-paper-studies
 PACGAN_TABLE1 = {  # Lin et al. (2018), Table 1: (mean, standard error) over 10 runs
     'GAN': {
