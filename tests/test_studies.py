@@ -36,7 +36,7 @@ def test_bad_method_and_unknown_study(capsys):
         run_study(TINY, None, methods=['nope'])
     with pytest.raises(SystemExit):
         main(['no-such-study'])
-    assert "unknown study 'no-such-study'; valid names: losses, pacgan, pacgan_beat, pacgan_long, pacgan_paper, stacked_mnist" in capsys.readouterr().err
+    assert "unknown study 'no-such-study'; valid names: balance, generator_norm, losses, pacgan, pacgan_beat, pacgan_long, pacgan_paper, stacked_mnist" in capsys.readouterr().err
 
 
 def test_cli_records_its_command_and_bench_delegates(tmp_path):
@@ -49,9 +49,19 @@ def test_cli_records_its_command_and_bench_delegates(tmp_path):
 
 
 def test_registered_studies_are_well_formed():
-    assert studies.names == ['losses', 'pacgan', 'pacgan_beat', 'pacgan_long', 'pacgan_paper', 'stacked_mnist']
+    assert studies.names == ['balance', 'generator_norm', 'losses', 'pacgan', 'pacgan_beat', 'pacgan_long', 'pacgan_paper', 'stacked_mnist']
     for name in studies.names:
         s = studies[name]
         for m in s.methods: s.config(m, s.datasets[0], 0)                 # every method makes a valid TrainConfig
     from ganlab.losses import losses, get
     assert set(studies['losses'].methods) == {n for n in losses.names if get(n).conditioning is None}
+
+
+def test_a_study_with_diagnostics_records_what_they_reported():
+    "A saturating-loss D ten times faster than its default on the ring: the diagnostics report vanishing gradients, and the run says so."
+    from ganlab.studies import run_one
+    make = lambda diagnostics: Study('d', 'diagnosed', datasets=('ring8',), methods={'strong D': {}}, steps=300, diagnostics=diagnostics,
+                                     base=dict(arch='mlp', width=16, batch_size=32, loss='gan', lr_d=1e-2))
+    watched, unwatched = run_one(make(True), 'strong D', 'ring8', 0), run_one(make(False), 'strong D', 'ring8', 0)
+    assert [d['kind'] for d in watched['diagnostics']] == ['vanishing gradients'] and 0 < watched['diagnostics'][0]['step'] < 300
+    assert 'diagnostics' not in unwatched
