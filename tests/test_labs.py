@@ -1,4 +1,4 @@
-"""The six labs: each reference solution scores full marks, its student version scores zero with a clear message on
+"""The nine labs: each reference solution scores full marks, its student version scores zero with a clear message on
 every item, and each seeded bug (a one-line change of a graded cell) loses points on the items it breaks and only there."""
 import copy, json, os
 from pathlib import Path
@@ -102,6 +102,52 @@ BUGS = {
    '        log_marginal = log_p.exp().mean(0).log()\n', []),
   ('splits ignored', 'for part in torch.tensor_split(logits, splits):',
    'for part in [logits]:', ['inception_score_splits']),
+ ],
+ 'lab7_translation': [
+  ('skip second', 'return torch.cat([h, up(inner(down(h)))], dim=1)',
+   'return torch.cat([up(inner(down(h))), h], dim=1)', ['unet_skip']),
+  ('receptive field forwards', 'for k, s in reversed(layers):', 'for k, s in layers:', ['receptive_field']),
+  ('log of sigmoid', 'return F.softplus(-fake_logits).mean() + lam * (fake - target).abs().mean()',
+   'return -torch.log(torch.sigmoid(fake_logits)).mean() + lam * (fake - target).abs().mean()',
+   ['pix2pix_generator_loss_stable']),
+  ('L1 summed', 'return F.softplus(-fake_logits).mean() + lam * (fake - target).abs().mean()',
+   'return F.softplus(-fake_logits).mean() + lam * (fake - target).abs().sum()',
+   ['pix2pix_generator_loss', 'pix2pix_generator_loss_stable']),
+  ('squared cycle error', 'return (x_cycled - x).abs().mean() + (y_cycled - y).abs().mean()',
+   'return (x_cycled - x).pow(2).mean() + (y_cycled - y).pow(2).mean()', ['cycle_consistency_loss']),
+  ('identity on one side', 'return (G_of_y - y).abs().mean() + (F_of_x - x).abs().mean()',
+   'return (G_of_y - y).abs().mean()', ['identity_mapping_loss']),
+  ('stored image kept', '            pool[i] = image.clone()\n', '', ['buffer_query']),
+ ],
+ 'lab8_stylegan': [
+  ('unbiased variance', 'var = x.var(dim=(2, 3), unbiased=False, keepdim=True)',
+   'var = x.var(dim=(2, 3), keepdim=True)', ['adaptive_instance_norm']),
+  ('no eps', '/ torch.sqrt(var + eps)', '/ torch.sqrt(var)', ['adaptive_instance_norm_constant']),
+  ('one noise weight for all channels', 'return x + weight[None, :, None, None] * noise',
+   'return x + weight.mean() * noise', ['inject_noise']),
+  ('no pixel norm', 'h = z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8)', 'h = z', ['mapping_network']),
+  ('fan-out for fan-in', 'c = math.sqrt(2 / W.shape[1])', 'c = math.sqrt(2 / W.shape[0])', ['mapping_network']),
+  ('truncation toward 0', 'return w_avg + psi * (w - w_avg)', 'return psi * w', ['truncate']),
+  ('alpha swapped', "return (1 - alpha) * F.interpolate(old, scale_factor=2, mode='nearest') + alpha * new",
+   "return alpha * F.interpolate(old, scale_factor=2, mode='nearest') + (1 - alpha) * new", ['fade_in']),
+ ],
+ 'lab9_latent': [
+  ('slerp on normalised endpoints',
+   'formula = (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / safe',
+   'formula = (torch.sin((1 - t) * omega) * z0 / z0.norm(dim=1, keepdim=True)'
+   ' + torch.sin(t * omega) * z1 / z1.norm(dim=1, keepdim=True)) / safe',
+   ['slerp']),
+  ('slerp without the fallback', 'return torch.where(degenerate, (1 - t) * z0 + t * z1, formula)',
+   'return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / sin', ['slerp_parallel']),
+  ('grid upside down', 'u = torch.linspace(0, 1, rows, dtype=corners.dtype)[:, None, None]',
+   'u = torch.linspace(0, 1, rows, dtype=corners.dtype)[:, None, None].flip(0)', ['interpolation_grid']),
+  ('edit descends', 'z = current.detach() + lr * grad', 'z = current.detach() - lr * grad', ['guided_edit']),
+  ('edit with the mean over rows', '(grad,) = torch.autograd.grad(log_p.sum(), current)',
+   '(grad,) = torch.autograd.grad(log_p.mean(), current)', ['guided_edit']),
+  ('edit on the probability', 'log_p = F.log_softmax(classifier(G(current)), dim=1)[torch.arange(len(current)), target]',
+   'log_p = F.softmax(classifier(G(current)), dim=1)[torch.arange(len(current)), target]', ['guided_edit']),
+  ('side effect without renormalising', 'q_before = p_before * mask / (p_before * mask).sum(dim=1, keepdim=True)',
+   'q_before = p_before * mask', ['edit_side_effects']),
  ],
 }
 
@@ -224,3 +270,9 @@ def test_lab4_small_configuration_collapses_and_the_spreading_remedies_spread():
     assert max(modes('baseline', s) for s in (0, 1, 2)) <= 2
     for method in ('minibatch', 'feature_matching'):
         assert min(modes(method, s) for s in (0, 1)) >= 5, method
+
+
+def test_student_versions_have_no_solutions_or_hidden_tests():
+    for path in sorted((LABS/'student').glob('lab*.ipynb')):
+        text = path.read_text()
+        assert 'BEGIN SOLUTION' not in text and 'HIDDEN TESTS' not in text and 'raise NotImplementedError' in text, path.name
