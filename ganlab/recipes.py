@@ -89,6 +89,7 @@ class TrainConfig:
     seed: int = 0
     device: str = 'auto'
     split: str = 'train'
+    train_size: int | None = None  # a fixed random subset of this many training items (limited-data runs)
     log_every: int = 50
     checkpoint_every: int = 500
     eval_samples: int = 2500
@@ -137,7 +138,7 @@ class TrainConfig:
 
         # Upper bounds far above any run on one machine: a typo (--batch-size 1000000000) is refused.
         highest = dict(steps=10**9, batch_size=2**16, n_critic=1000, latent_dim=2**14, width=2**13,
-                       log_every=10**9, eval_samples=10**6)
+                       log_every=10**9, eval_samples=10**6, train_size=10**9)
         for name, high in highest.items():
             value = getattr(self, name)
             if value is not None:

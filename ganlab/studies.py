@@ -306,6 +306,23 @@ studies.register(
     ),
 )
 
+studies.register(
+    'diffaug-limited',
+    Study(
+        'diffaug-limited',
+        'DiffAugment against no augmentation with 1,000, 5,000 and all 60,000 training images',
+        datasets=('fashion-mnist',),
+        base=dict(arch='dcgan', width=32, batch_size=64, loss='nsgan'),
+        methods={
+            f'{n:,} images{aug}': dict(**({'train_size': n} if n < 60_000 else {}), **extra)
+            for n in (1000, 5000, 60_000)
+            for aug, extra in (('', {}), (' + DiffAugment', dict(tricks=['diffaug'])))
+        },
+        steps=1500,
+        eval_samples=2000,
+    ),
+)
+
 # %% ../nbs/68_studies.ipynb #pacgan-paper-studies
 PACGAN_TABLE1 = {  # Lin et al. (2018), Table 1: (mean, standard error) over 10 runs
     'GAN': {

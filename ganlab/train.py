@@ -188,8 +188,17 @@ def run_callbacks(
 
 
 def load_data(cfg: TrainConfig):
-    "The run's data set (its split; a synthetic mixture has one distribution for every split)."
-    return gdata.load(cfg.data, split=cfg.split)
+    """The run's data set (its split; a synthetic mixture has one distribution for every split). With
+    `cfg.train_size`, the first `train_size` items of a permutation drawn with seed 0: one fixed subset, whatever the
+    run's seed, so that runs with different seeds see the same limited data."""
+    data = gdata.load(cfg.data, split=cfg.split)
+    if cfg.train_size is None:
+        return data
+    is_images = isinstance(data, gdata.ImageTensors)
+    check(is_images, 'train_size', 'no value for a synthetic mixture (it has no finite training set)', cfg.train_size)
+    check(cfg.train_size <= len(data), 'train_size', f'at most the {len(data)} items of {data.name}', cfg.train_size)
+    keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[: cfg.train_size]
+    return gdata.ImageTensors(data.images[keep], data.labels[keep], data.classes, f'{data.name}[{cfg.train_size}]')
 
 # %% ../nbs/64_train.ipynb #abea49f2
 def train(
@@ -292,6 +301,8 @@ _HELP = dict(
     seed="seed for every RNG",
     device="auto (CUDA when present), cpu, cuda or cuda:N",
     split="data split for image sets",
+    train_size="train on a fixed random subset of this many items of the split (the same subset for every seed: "
+    "limited-data experiments; image sets only); default: all",
     log_every="steps between history rows",
     checkpoint_every="steps between checkpoints and sample pictures",
     eval_samples="samples drawn for the final metrics",

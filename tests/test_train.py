@@ -206,6 +206,17 @@ def test_dcgan_on_images_runs(tmp_path, monkeypatch):
     m = json.loads((tmp_path/'img'/'metrics.json').read_text())
     assert m['step'] == 4 and 'modes' not in m
 
+def test_train_size_is_one_fixed_subset_for_every_seed():
+    "A limited-data run trains on `train_size` items of the split, the same ones whatever the run's seed."
+    from ganlab.train import load_data
+    from ganlab.data import load
+    full = load('mnist', split='test')
+    a, b = (load_data(TrainConfig(data='mnist', split='test', arch='dcgan', train_size=100, seed=s)) for s in (0, 1))
+    assert len(a) == 100 and torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    rows = {bytes(x.numpy()) for x in full.images}
+    assert all(bytes(x.numpy()) in rows for x in a.images) and len({bytes(x.numpy()) for x in a.images}) == 100
+    assert len(load_data(TrainConfig(data='mnist', split='test', arch='dcgan'))) == len(full) == 10000
+
 from ganlab.losses import losses as LOSSES
 
 @pytest.mark.parametrize('loss', LOSSES.names)
@@ -269,6 +280,9 @@ BAD_OPTIONS = [  # (options, the name the line must start with)
     (['--lr-g', 'inf'], "--lr-g: expected a finite number, got 'inf'"),
     (['--device', 'cpu:99'], "device: expected 'cpu' (one CPU device"),
     (['--steps', '3', '--bogus'], 'arguments: expected only the options of --help, got --bogus'),
+    (['--train-size', '0'], 'train_size: expected a positive integer'),
+    (['--train-size', '10'], 'train_size: expected no value for a synthetic mixture'),
+    (['--data', 'mnist', '--split', 'test', '--arch', 'dcgan', '--train-size', '10001'], 'train_size: expected at most the 10000 items of mnist-test'),
 ]
 
 
