@@ -323,6 +323,19 @@ studies.register(
     ),
 )
 
+studies.register(
+    'diffaug-long',
+    Study(
+        'diffaug-long',
+        'DiffAugment against no augmentation with 1,000 training images, trained four times longer (6,000 steps)',
+        datasets=('fashion-mnist',),
+        base=dict(arch='dcgan', width=32, batch_size=64, loss='nsgan', train_size=1000),
+        methods={'1,000 images': {}, '1,000 images + DiffAugment': dict(tricks=['diffaug'])},
+        steps=6000,
+        eval_samples=2000,
+    ),
+)
+
 # %% ../nbs/68_studies.ipynb #pacgan-paper-studies
 PACGAN_TABLE1 = {  # Lin et al. (2018), Table 1: (mean, standard error) over 10 runs
     'GAN': {

@@ -36,7 +36,7 @@ def test_bad_method_and_unknown_study(capsys):
         run_study(TINY, None, methods=['nope'])
     with pytest.raises(SystemExit):
         main(['no-such-study'])
-    assert "unknown study 'no-such-study'; valid names: balance, diffaug_limited, generator_norm, losses, pacgan, pacgan_beat, pacgan_long, pacgan_paper, stacked_mnist" in capsys.readouterr().err
+    assert "unknown study 'no-such-study'; valid names: balance, diffaug_limited, diffaug_long, generator_norm, losses, pacgan, pacgan_beat, pacgan_long, pacgan_paper, stacked_mnist" in capsys.readouterr().err
 
 
 def test_cli_records_its_command_and_bench_delegates(tmp_path):
@@ -49,7 +49,7 @@ def test_cli_records_its_command_and_bench_delegates(tmp_path):
 
 
 def test_registered_studies_are_well_formed():
-    assert studies.names == ['balance', 'diffaug_limited', 'generator_norm', 'losses', 'pacgan', 'pacgan_beat', 'pacgan_long', 'pacgan_paper', 'stacked_mnist']
+    assert studies.names == ['balance', 'diffaug_limited', 'diffaug_long', 'generator_norm', 'losses', 'pacgan', 'pacgan_beat', 'pacgan_long', 'pacgan_paper', 'stacked_mnist']
     for name in studies.names:
         s = studies[name]
         for m in s.methods: s.config(m, s.datasets[0], 0)                 # every method makes a valid TrainConfig
