@@ -15,7 +15,7 @@ from .train import TrainConfig, train
 from .evaluation import evaluate_run
 
 # %% auto #0
-__all__ = ['studies', 'LOSSES', 'BALANCE_BASE', 'PACGAN_TABLE1', 'PACGAN_PAPER_BASE', 'PACGAN_BEAT', 'Study', 'run_one',
+__all__ = ['studies', 'SMALL_DCGAN', 'LOSSES', 'PACGAN_TABLE1', 'PACGAN_PAPER_BASE', 'PACGAN_BEAT', 'Study', 'run_one',
            'run_study', 'summarize_seeds', 'main', 'load', 'table']
 
 # %% ../nbs/68_studies.ipynb #fb0e7b0c
@@ -196,6 +196,8 @@ def summarize_seeds(results: dict, keys=None) -> list[dict]:
     return rows
 
 # %% ../nbs/68_studies.ipynb #f05fb4b8
+SMALL_DCGAN = dict(arch='dcgan', width=32, batch_size=64)  # the image studies' base: chapter 20's DCGAN at width 32
+
 studies.register(
     'pacgan',
     Study(
@@ -239,7 +241,7 @@ studies.register(
         'losses',
         'Every unconditional loss at equal budget on Fashion-MNIST (DCGAN, width 32, batch 64)',
         datasets=('fashion-mnist',),
-        base=dict(arch='dcgan', width=32, batch_size=64),
+        base=SMALL_DCGAN,
         methods={name: dict(loss=name) for name in LOSSES},
         seeds=(0, 1),
         steps=500,
@@ -253,7 +255,7 @@ studies.register(
         'stacked-mnist',
         'Modes of Stacked MNIST (1,000) reached by a DCGAN, with and without packing',
         datasets=('stacked-mnist',),
-        base=dict(arch='dcgan', width=32, batch_size=64, loss='nsgan', split='test'),
+        base=dict(**SMALL_DCGAN, loss='nsgan', split='test'),
         methods={'DCGAN': {}, 'PacDCGAN2': dict(tricks=['pack:m=2'])},
         seeds=(0, 1, 2),
         steps=2000,
@@ -262,14 +264,13 @@ studies.register(
     ),
 )
 
-BALANCE_BASE = dict(arch='dcgan', width=32, batch_size=64, loss='gan', lr_g=2e-4, lr_d=1e-3)
 studies.register(
     'balance',
     Study(
         'balance',
         'An overpowered discriminator (5x the learning rate, the saturating loss) and the rescues of chapter 23a',
         datasets=('fashion-mnist',),
-        base=BALANCE_BASE,
+        base=dict(**SMALL_DCGAN, loss='gan', lr_g=2e-4, lr_d=1e-3),
         methods={
             'balanced (control)': dict(lr_d=2e-4),
             'overpowered D': {},
@@ -294,7 +295,7 @@ studies.register(
         'generator-norm',
         "G's normalisation: batch norm (DCGAN) against virtual batch norm, and BigGAN's orthogonal regularization",
         datasets=('fashion-mnist',),
-        base=dict(arch='dcgan', width=32, batch_size=64, loss='nsgan'),
+        base=dict(**SMALL_DCGAN, loss='nsgan'),
         methods={
             'batch norm (DCGAN)': {},
             'virtual batch norm': dict(tricks=['virtual_batch_norm']),
@@ -312,7 +313,7 @@ studies.register(
         'diffaug-limited',
         'DiffAugment against no augmentation with 1,000, 5,000 and all 60,000 training images',
         datasets=('fashion-mnist',),
-        base=dict(arch='dcgan', width=32, batch_size=64, loss='nsgan'),
+        base=dict(**SMALL_DCGAN, loss='nsgan'),
         methods={
             f'{n:,} images{aug}': dict(**({'train_size': n} if n < 60_000 else {}), **extra)
             for n in (1000, 5000, 60_000)
@@ -329,7 +330,7 @@ studies.register(
         'diffaug-long',
         'DiffAugment against no augmentation with 1,000 training images, trained four times longer (6,000 steps)',
         datasets=('fashion-mnist',),
-        base=dict(arch='dcgan', width=32, batch_size=64, loss='nsgan', train_size=1000),
+        base=dict(**SMALL_DCGAN, loss='nsgan', train_size=1000),
         methods={'1,000 images': {}, '1,000 images + DiffAugment': dict(tricks=['diffaug'])},
         steps=6000,
         eval_samples=2000,
