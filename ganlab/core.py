@@ -6,7 +6,7 @@ Docs: https://ganlab.github.io/ganlab/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #9c0c5f0d
 from __future__ import annotations
-import argparse, contextlib, hashlib, os, pickle, random, re, sys, tempfile, warnings
+import argparse, contextlib, hashlib, importlib, os, pickle, random, re, sys, tempfile, warnings
 from pathlib import Path
 from typing import Any, Callable
 import numpy as np
@@ -161,10 +161,19 @@ def _same_definition(old: Any, new: Any) -> bool:
 
 
 class Registry:
-    "Map names (hyphen/underscore/case-insensitive) to objects; unknown names list the valid ones."
+    """Map names (hyphen/underscore/case-insensitive) to objects; unknown names list the valid ones.
 
-    def __init__(self, kind: str):
-        self.kind, self._items = kind, {}
+    `modules`: the modules that register into this registry from elsewhere (a chapter's architecture, a game);
+    they are imported at the first lookup, so that every name is there whoever asks (`ganlab-train`,
+    `ganlab-eval`, a test), without the registry's own module importing them (which would be circular)."""
+
+    def __init__(self, kind: str, modules: tuple[str, ...] = ()):
+        self.kind, self._items, self._modules = kind, {}, tuple(modules)
+
+    def _load(self) -> None:
+        modules, self._modules = self._modules, ()  # once; a module that looks names up while importing is fine
+        for module in modules:
+            importlib.import_module(module)
 
     def register(self, name: str, obj: Any = None):
         """`reg.register('x', obj)`, or `@reg.register('x')` as a decorator. A name holds one object; the
@@ -182,6 +191,7 @@ class Registry:
 
     def __getitem__(self, name: str):
         key = _normalize(name)
+        self._load()
         if key not in self._items:
             raise KeyError(f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names)}")
         return self._items[key]
@@ -190,10 +200,12 @@ class Registry:
         return self[name]
 
     def __contains__(self, name) -> bool:
+        self._load()
         return _normalize(name) in self._items
 
     @property
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._items)
 
     def __repr__(self):

@@ -358,7 +358,7 @@ def stacked_mnist(
     return ImageTensors(images, labels, [f'{i:03d}' for i in range(1000)], f'stacked-mnist-{split}')
 
 # %% ../nbs/01_data.ipynb #41ef1d2c
-datasets = Registry('dataset')
+datasets = Registry('dataset', modules=('ganlab.benchmarks', 'ganlab.translation'))  # they register data sets too
 
 
 def _synthetic(make):

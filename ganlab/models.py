@@ -355,7 +355,7 @@ class ConditionalBatchNorm2d(nn.Module):
         return self.gamma(y)[:, :, None, None] * self.bn(x) + self.beta(y)[:, :, None, None]
 
 # %% ../nbs/20_models.ipynb #27251366
-architectures = Registry('architecture')
+architectures = Registry('architecture', modules=('ganlab.progressive', 'ganlab.stylegan', 'ganlab.translation'))
 
 @architectures.register('mlp')
 def mlp_pair(data_shape: tuple[int, ...], latent_dim: int = 2, width: int = 128, depth: int = 3,

@@ -53,7 +53,7 @@ __all__ = ['game_recipes', 'tricks', 'adversarial_recipe', 'build_run', 'TrainCo
            'unrolled_trick', 'dropout_trick', 'virtual_batch_norm_trick', 'ema_trick']
 
 # %% ../nbs/63_recipes.ipynb #c648dcd7
-game_recipes = Registry('game')
+game_recipes = Registry('game', modules=('ganlab.progressive', 'ganlab.translation'))
 
 
 @game_recipes.register('adversarial')

@@ -34,7 +34,6 @@ from ganlab.callbacks import (
 from .games import Conditioning, AdversarialGame
 from .trainer import Trainer, BF16Autocast, ChannelsLast, Compile
 from .recipes import TrainConfig, Setup, build_setup, build_game, build_run, make_optimizer
-import ganlab.benchmarks  # registers its data sets (ring8-100k, grid25-100k)
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'check_run_dir', 'prepare_run_dir', 'read_run_config', 'read_checkpoint', 'init_distributed',

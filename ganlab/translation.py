@@ -193,8 +193,8 @@ def thin2bold(split: str = 'train', root=None, download: bool = False, seed: int
 
 def register_once(registry, name: str, obj):
     """`registry.register(name, obj)`, unless `name` already holds a definition of the same name: this
-    chapter, run as a notebook, registers its objects, and importing `ganlab.translation` later (ganlab.train
-    does) would register them again. Any other clash still raises."""
+    chapter, run as a notebook, registers its objects, and importing `ganlab.translation` later (the first
+    lookup in a registry does) would register them again. Any other clash still raises."""
     if name in registry and getattr(registry[name], '__qualname__', None) == obj.__qualname__:
         return obj
     return registry.register(name, obj)

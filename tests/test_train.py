@@ -1,4 +1,4 @@
-import csv, json, os, signal, subprocess, sys, time
+import csv, json, os, re, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from ganlab.train import main, train, TrainConfig, Trainer, prepare_run_dir, RUN_FILES, NonFiniteStop, Checkpoint, Callback
@@ -371,3 +371,25 @@ def test_bf16_on_a_cpu_is_cpu_autocast_and_says_so(tmp_path, capsys):
     BF16Autocast().before_fit(trainer)
     with trainer.autocast():
         assert torch.nn.Linear(4, 2)(torch.ones(3, 4)).dtype == torch.bfloat16
+
+def test_every_documented_command_names_registered_pieces():
+    """Every `--arch`, `--game` and `--data` of a `ganlab-train` command in the README or a chapter resolves in a
+    fresh process that imports only the trainer (architectures and games registered by other chapters' modules
+    included: `--arch stylegan` once failed from the command line)."""
+    root = Path(__file__).parents[1]
+    texts = [(root/'README.md').read_text()] + [p.read_text() for p in sorted((root/'nbs').glob('*.ipynb'))]
+    wanted = {'arch': set(), 'game': set(), 'data': set()}
+    for text in texts:
+        for command in re.findall(r'ganlab-train((?:[^\n"`|]|\\\\n)*)', text):
+            for option, name in re.findall(r'--(arch|game|data) ([\w-]+)', command):
+                if not name.isupper():                      # NAME, DATA: placeholders
+                    wanted[option].add(name)
+    assert {'stylegan', 'progressive', 'unet', 'dcgan'} <= wanted['arch'] and {'pix2pix', 'progressive'} <= wanted['game'], wanted
+    code = ('import json, sys\nfrom ganlab.train import TrainConfig\nfrom ganlab import models, recipes, data\n'
+            'w = json.loads(sys.argv[1])\n'
+            'missing = [n for n in w["arch"] if n not in models.architectures] + [n for n in w["game"] if n not in recipes.game_recipes]'
+            ' + [n for n in w["data"] if n not in data.datasets]\nprint(json.dumps(missing))')
+    r = subprocess.run([sys.executable, '-c', code, json.dumps({k: sorted(v) for k, v in wanted.items()})],
+                       capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == []
