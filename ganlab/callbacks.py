@@ -18,8 +18,8 @@ from .core import check, save_checkpoint
 from . import metrics, viz
 
 # %% auto #0
-__all__ = ['CancelFit', 'Callback', 'flat_logs', 'NonFiniteStop', 'History', 'Checkpoint', 'Samples', 'ProgressBar', 'EMA',
-           'gradient_norm', 'mean_pairwise_distance', 'Diagnostics']
+__all__ = ['CancelFit', 'Callback', 'flat_logs', 'NonFiniteStop', 'History', 'Checkpoint', 'Samples', 'ProgressBar', 'Scores',
+           'EMA', 'gradient_norm', 'mean_pairwise_distance', 'Diagnostics']
 
 # %% ../nbs/62_callbacks.ipynb #65c59268
 class CancelFit(Exception):
@@ -194,6 +194,29 @@ class ProgressBar(Callback):
 
     def after_fit(self, trainer):
         self.bar.close()
+
+# %% ../nbs/62_callbacks.ipynb #d1f9062f
+class Scores(Callback):
+    """Every `every` steps, `game.evaluate(data, samples, device)` (at its fixed latents), kept in `rows` as
+    {'step': …, metric: value} with the numeric metrics; kept in checkpoints so a resumed run keeps its curve."""
+
+    order = 35
+
+    def __init__(self, every: int, samples: int | None = None):
+        check(isinstance(every, int) and not isinstance(every, bool) and every > 0, 'every', 'a positive integer', every)
+        self.every, self.samples, self.rows = every, samples, []
+
+    def after_step(self, trainer):
+        if trainer.step % self.every == 0:
+            metrics = trainer.game.evaluate(trainer.data, self.samples, trainer.device)
+            numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            self.rows.append({'step': trainer.step, **numbers})
+
+    def state_dict(self):
+        return {'rows': [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state, trainer):
+        self.rows = [dict(r) for r in state['rows']]
 
 # %% ../nbs/62_callbacks.ipynb #660b6f30
 class EMA(Callback):

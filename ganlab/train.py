@@ -206,9 +206,10 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    callbacks=(),
 ) -> dict:
     """Run `config` into a run folder; returns a summary dict (run folder, steps, seconds, metrics,
-    failure, diagnostics, rank, world)."""
+    failure, diagnostics, rank, world). `callbacks`: more callbacks (e.g. `Scores`) beside the run's own."""
     config = config or TrainConfig()
     # Everything that can be refused is refused before the run folder changes: a refused command changes
     # nothing. First the configuration (a resumed run's is read from its folder), the folder, the device.
@@ -235,7 +236,7 @@ def train(
     if world > 1:
         dist.broadcast_object_list(run_dir, src=0)
     run_dir = Path(run_dir[0])
-    callbacks = run_callbacks(cfg, game, data, extra, run_dir, rank, progress)
+    callbacks = run_callbacks(cfg, game, data, extra, run_dir, rank, progress) + list(callbacks)
     trainer = Trainer(game, data, cfg.batch_size, device, cfg.seed, callbacks)
     if resume:
         try:

@@ -3,6 +3,7 @@ import json, math
 import pytest
 from ganlab.studies import Study, run_study, summarize_seeds, studies, main
 from ganlab import bench
+from ganlab.callbacks import Scores
 
 TINY = Study('tiny', 'a test study', datasets=('ring8',), base=dict(arch='mlp', width=8, batch_size=16),
              methods={'GAN': {}, 'packed': dict(tricks=['pack:m=2'])}, seeds=(0, 1), steps=3)
@@ -36,7 +37,8 @@ def test_bad_method_and_unknown_study(capsys):
         run_study(TINY, None, methods=['nope'])
     with pytest.raises(SystemExit):
         main(['no-such-study'])
-    assert "unknown study 'no-such-study'; valid names: balance, diffaug_limited, diffaug_long, generator_norm, losses, pacgan, pacgan_beat, pacgan_long, pacgan_paper, stacked_mnist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"unknown study 'no-such-study'; valid names: {', '.join(studies.names)}" in err and 'pacgan_paper' in err
 
 
 def test_cli_records_its_command_and_bench_delegates(tmp_path):
@@ -49,7 +51,7 @@ def test_cli_records_its_command_and_bench_delegates(tmp_path):
 
 
 def test_registered_studies_are_well_formed():
-    assert studies.names == ['balance', 'diffaug_limited', 'diffaug_long', 'generator_norm', 'losses', 'pacgan', 'pacgan_beat', 'pacgan_long', 'pacgan_paper', 'stacked_mnist']
+    assert studies.names == ['balance', 'diffaug_limited', 'diffaug_long', 'generator_norm', 'losses', 'pacgan', 'pacgan_beat', 'pacgan_long', 'pacgan_paper', 'pacgan_paper_curve', 'stacked_mnist']
     for name in studies.names:
         s = studies[name]
         for m in s.methods: s.config(m, s.datasets[0], 0)                 # every method makes a valid TrainConfig
@@ -65,3 +67,21 @@ def test_a_study_with_diagnostics_records_what_they_reported():
     watched, unwatched = run_one(make(True), 'strong D', 'ring8', 0), run_one(make(False), 'strong D', 'ring8', 0)
     assert [d['kind'] for d in watched['diagnostics']] == ['vanishing gradients'] and 0 < watched['diagnostics'][0]['step'] < 300
     assert 'diagnostics' not in unwatched
+
+
+def test_a_scored_study_keeps_its_curve_and_trains_as_an_unscored_one(tmp_path):
+    "`score_every`: the game's metrics along the run, recorded; the run itself (its final metrics) unchanged."
+    scored = Study('scored', 'a test study', datasets=('ring8',), base=dict(arch='mlp', width=8, batch_size=16),
+                   methods={'GAN': {}}, seeds=(0,), steps=6, score_every=2, eval_samples=500)
+    plain = Study('plain', 'a test study', datasets=('ring8',), base=dict(arch='mlp', width=8, batch_size=16),
+                  methods={'GAN': {}}, seeds=(0,), steps=6, eval_samples=500)
+    a = run_study(scored, tmp_path/'a', log=lambda s: None)
+    b = run_study(plain, tmp_path/'b', log=lambda s: None)
+    assert a['settings']['score_every'] == 2 and 'score_every' not in b['settings']
+    run, = a['runs']
+    assert [r['step'] for r in run['curve']] == [2, 4, 6]
+    final = {k: run[k] for k in ('modes', 'n_modes', 'high_quality', 'reverse_kl')}
+    assert {k: run['curve'][-1][k] for k in final} == final                 # the last point is the final score
+    assert final == {k: b['runs'][0][k] for k in final}                      # scoring did not change the run
+    with pytest.raises(ValueError, match='^every: expected a positive integer, got 0'):
+        Scores(0)
