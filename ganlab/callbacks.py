@@ -195,20 +195,25 @@ class ProgressBar(Callback):
     def after_fit(self, trainer):
         self.bar.close()
 
-# %% ../nbs/62_callbacks.ipynb #d1f9062f
+# %% ../nbs/62_callbacks.ipynb #8dd6c5e3
 class Scores(Callback):
-    """Every `every` steps, `game.evaluate(data, samples, device)` (at its fixed latents), kept in `rows` as
-    {'step': …, metric: value} with the numeric metrics; kept in checkpoints so a resumed run keeps its curve."""
+    """Every `every` steps, `game.evaluate(data, samples, device)` (at its fixed latents), or `metric(trainer)`
+    when given (e.g. `ganlab.evaluation.fid_metric` for images), kept in `rows` as {'step': …, metric: value}
+    with the numeric metrics; kept in checkpoints so a resumed run keeps its curve."""
 
     order = 35
 
-    def __init__(self, every: int, samples: int | None = None):
+    def __init__(self, every: int, samples: int | None = None, metric=None):
         check(isinstance(every, int) and not isinstance(every, bool) and every > 0, 'every', 'a positive integer', every)
-        self.every, self.samples, self.rows = every, samples, []
+        check(metric is None or callable(metric), 'metric', 'None or a function trainer -> dict', type(metric).__name__)
+        self.every, self.samples, self.metric, self.rows = every, samples, metric, []
 
     def after_step(self, trainer):
         if trainer.step % self.every == 0:
-            metrics = trainer.game.evaluate(trainer.data, self.samples, trainer.device)
+            if self.metric is not None:
+                metrics = self.metric(trainer)
+            else:
+                metrics = trainer.game.evaluate(trainer.data, self.samples, trainer.device)
             numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             self.rows.append({'step': trainer.step, **numbers})
 

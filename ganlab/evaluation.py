@@ -52,7 +52,7 @@ from ganlab.evaluators import (
 from .recipes import TrainConfig, build_setup
 
 # %% auto #0
-__all__ = ['fid', 'image_metrics', 'stacked_mnist_digits', 'evaluate_run', 'parse_args', 'main']
+__all__ = ['fid', 'image_metrics', 'stacked_mnist_digits', 'evaluate_run', 'fid_metric', 'parse_args', 'main']
 
 # %% ../nbs/66_evaluation.ipynb #25746fcd
 def fid(
@@ -270,6 +270,31 @@ def _key_or_none(name: str) -> str | None:
         return evaluator_key(name)
     except ValueError:
         return None
+
+# %% ../nbs/66_evaluation.ipynb #6c9a889f
+def fid_metric(data: str, n: int = 2000, split: str = 'train', seed: int = 1234) -> Callable:
+    """A `Scores` metric for image runs: trainer -> {'fid': FID of `n` samples of the game's `G_eval` at fixed latents
+    (and conditions) against the stored statistics of `data`'s evaluator on `split`}. G is put in eval mode for the
+    draw and back; no number is drawn from the training RNG."""
+    check(_key_or_none(data) is not None, 'data', f"a data set with a ganlab evaluator ({', '.join(EVALUATORS)})", data)
+    cache = {}
+
+    def metric(trainer) -> dict:
+        if 'evaluator' not in cache:
+            cache.update(evaluator=load_evaluator(data, trainer.device), reference=reference_statistics(data, split))
+        G = trainer.game.G_eval
+        conditioning = trainer.game.conditioning if trainer.game.conditioning.kind else None
+        was_training = G.training
+        G.eval()
+        try:
+            with torch.no_grad():
+                sampler = _sampler(G, conditioning, seed, trainer.device)
+                value = fid(sampler, cache['evaluator'], n=n, reference=cache['reference'], seed=seed)
+        finally:
+            G.train(was_training)
+        return {'fid': value}
+
+    return metric
 
 # %% ../nbs/66_evaluation.ipynb #bfb5f3b8
 def parse_args(argv=None) -> argparse.Namespace:

@@ -36,13 +36,13 @@ class Loss:
       `conditioning` (None, 'labels': class labels `y`, or 'codes': InfoGAN codes `c`), `d_output`
       ('score', 'score+classes': ACGAN's two heads, 'score+codes': InfoGAN's D and Q heads,
       'reconstruction': an autoencoder's (reconstruction, embedding)), `optimizer_defaults` (the paper's
-      optimiser, lr, betas, n_critic) and `gradient_penalty` (True when D's loss penalises input
+      optimiser, lr, betas, n_critic) and `input_gradient_penalty` (True when D's loss penalises input
       gradients per sample: then D must not use batch norm, which couples the samples)."""
 
     conditioning: str | None = None
     d_output: str = 'score'
     optimizer_defaults: dict = DCGAN_OPTIMIZER
-    gradient_penalty: bool = False
+    input_gradient_penalty: bool = False
 
     def __init__(self, **hparams):
         self.hparams = hparams

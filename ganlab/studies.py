@@ -13,7 +13,7 @@ import torch
 from .core import Registry, atomic_write_text, check, CommandLineParser, integer, unwritable_reason
 from .train import TrainConfig, train
 from .callbacks import Scores
-from .evaluation import evaluate_run
+from .evaluation import evaluate_run, fid_metric, _key_or_none
 
 # %% auto #0
 __all__ = ['studies', 'SMALL_DCGAN', 'LOSSES', 'PACGAN_TABLE1', 'PACGAN_PAPER_BASE', 'PACGAN_BEAT', 'Study', 'run_one',
@@ -55,7 +55,10 @@ def run_one(
     "Train and score one run in a temporary folder; its samples.png is copied into `samples_dir` when given."
     cfg = study.config(method, data, seed, steps)
     cfg = dataclasses.replace(cfg, checkpoint_every=cfg.steps, log_every=max(cfg.steps // 20, 1))
-    scores = [Scores(study.score_every, cfg.eval_samples)] if study.score_every else []
+    scores = []
+    if study.score_every:  # the curve: FID for image sets with an evaluator, else the game's own metrics (modes)
+        metric = fid_metric(data, study.eval_samples or 2000) if _key_or_none(data) and data != 'stacked-mnist' else None
+        scores = [Scores(study.score_every, cfg.eval_samples, metric)]
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / 'run'
         s = train(cfg, out=run, progress=False, callbacks=scores)
@@ -342,6 +345,24 @@ studies.register(
         eval_samples=2000,
     ),
 )
+
+studies.register(
+    'losses-curve',
+    Study(
+        'losses-curve',
+        "Every unconditional loss with its paper's optimiser and a critic without batch norm for the "
+        'gradient-penalty losses, FID every 500 steps to 3,000: where the ranking settles (one seed; the curve '
+        'chooses the budget of a multi-seed study)',
+        datasets=('fashion-mnist',),
+        base=SMALL_DCGAN,
+        methods={name: dict(loss=name) for name in LOSSES},
+        seeds=(0,),
+        steps=3000,
+        eval_samples=2000,
+        score_every=500,
+    ),
+)
+
 
 # %% ../nbs/68_studies.ipynb #pacgan-paper-studies
 PACGAN_TABLE1 = {  # Lin et al. (2018), Table 1: (mean, standard error) over 10 runs

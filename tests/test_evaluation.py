@@ -277,3 +277,20 @@ def test_unreadable_inception_weights_are_a_value_error_naming_the_file(tmp_path
         path.write_bytes({'empty': b'', 'random': bytes(range(256)) * 4}[content])
     with pytest.raises(ValueError, match=rf'^weights: expected an Inception-v3 state dict file .*, got .*inception\.pth'):
         InceptionEvaluator(path)
+
+
+def test_fid_metric_along_a_run_equals_ganlab_eval_at_its_end(tmp_path):
+    "`fid_metric` (a `Scores` metric): the curve's last FID is the FID `evaluate_run` computes from the checkpoint."
+    load_or_skip('fashion-mnist')
+    from ganlab.callbacks import Scores
+    from ganlab.evaluation import fid_metric
+    from ganlab.train import TrainConfig, train
+    scores = Scores(every=2, metric=fid_metric('fashion-mnist', n=500))
+    cfg = TrainConfig(data='fashion-mnist', arch='dcgan', width=8, batch_size=16, steps=4, log_every=2,
+                      checkpoint_every=4, eval_samples=500)
+    train(cfg, out=tmp_path/'run', progress=False, callbacks=[scores])
+    assert [r['step'] for r in scores.rows] == [2, 4] and scores.rows[0]['fid'] != scores.rows[1]['fid']
+    m = evaluate_run(tmp_path/'run', samples=500, pr_samples=100, kid_subsets=2, kid_subset_size=100, device='cpu')
+    assert abs(scores.rows[-1]['fid'] - m['fid']) <= 1e-6 * m['fid'], (scores.rows, m['fid'])
+    with pytest.raises(ValueError, match="^data: expected a data set with a ganlab evaluator"):
+        fid_metric('ring8')
