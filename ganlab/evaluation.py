@@ -271,7 +271,7 @@ def _key_or_none(name: str) -> str | None:
     except ValueError:
         return None
 
-# %% ../nbs/66_evaluation.ipynb #6c9a889f
+# %% ../nbs/66_evaluation.ipynb #104ca01c
 def fid_metric(data: str, n: int = 2000, split: str = 'train', seed: int = 1234) -> Callable:
     """A `Scores` metric for image runs: trainer -> {'fid': FID of `n` samples of the game's `G_eval` at fixed latents
     (and conditions) against the stored statistics of `data`'s evaluator on `split`}. G is put in eval mode for the

@@ -40,6 +40,7 @@ from ganlab.tricks import (
     Packed,
     Unrolled,
     use_virtual_batch_norm,
+    without_batch_norm,
     rebuild_discriminator,
 )
 from .games import AdversarialGame, Conditioning
@@ -50,7 +51,7 @@ __all__ = ['game_recipes', 'tricks', 'adversarial_recipe', 'build_run', 'TrainCo
            'dragan_trick', 'r1_trick', 'r2_trick', 'weight_clipping_trick', 'spectral_norm_trick', 'orthogonal_trick',
            'historical_averaging_trick', 'feature_matching_trick', 'minibatch_discrimination_trick',
            'label_smoothing_trick', 'noisy_labels_trick', 'instance_noise_trick', 'diffaug_trick', 'pack_trick',
-           'unrolled_trick', 'dropout_trick', 'virtual_batch_norm_trick', 'ema_trick']
+           'unrolled_trick', 'dropout_trick', 'virtual_batch_norm_trick', 'g_without_batch_norm_trick', 'ema_trick']
 
 # %% ../nbs/63_recipes.ipynb #c648dcd7
 game_recipes = Registry('game', modules=('ganlab.progressive', 'ganlab.translation'))
@@ -458,6 +459,12 @@ def virtual_batch_norm_trick(setup, n_ref: int = 64):
         n_ref, setup.G.latent_dim, generator=torch.Generator().manual_seed(setup.config.seed + 7919)
     )
     return _replace(setup, G=use_virtual_batch_norm(setup.G, z))
+
+
+@tricks.register('g_without_batch_norm')
+def g_without_batch_norm_trick(setup):
+    "G's batch norms removed (identities): the no-normalisation control of the generator-norm study."
+    return _replace(setup, G=without_batch_norm(setup.G))
 
 
 @tricks.register('ema')

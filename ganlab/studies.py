@@ -302,11 +302,12 @@ studies.register(
     'generator-norm',
     Study(
         'generator-norm',
-        "G's normalisation: batch norm (DCGAN) against virtual batch norm, and BigGAN's orthogonal regularization",
+        "G's normalisation: batch norm (DCGAN) against none and virtual batch norm, and BigGAN's orthogonal regularization",
         datasets=('fashion-mnist',),
         base=dict(**SMALL_DCGAN, loss='nsgan'),
         methods={
             'batch norm (DCGAN)': {},
+            'no normalisation': dict(tricks=['g_without_batch_norm']),
             'virtual batch norm': dict(tricks=['virtual_batch_norm']),
             'orthogonal regularization': dict(tricks=['orthogonal:beta=1e-4']),
         },

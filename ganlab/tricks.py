@@ -20,7 +20,7 @@ from .regularizers import LossWrapper
 from .callbacks import Callback
 
 # %% auto #0
-__all__ = ['AUGMENTATIONS', 'TargetLabels', 'DiscriminatorWrapper', 'noise_schedule', 'InstanceNoise', 'InstanceNoiseSchedule', 'augment_brightness', 'augment_saturation', 'augment_contrast', 'augment_translation', 'augment_cutout', 'diff_augment', 'DiffAugment', 'rebuild_discriminator', 'Packed', 'FeatureMatching', 'MinibatchDiscrimination', 'MinibatchDiscriminator', 'VirtualBatchNorm', 'WithReferenceBatch', 'use_virtual_batch_norm', 'FunctionalDiscriminator', 'Unrolled', 'truncated_normal_latents']
+__all__ = ['AUGMENTATIONS', 'TargetLabels', 'DiscriminatorWrapper', 'noise_schedule', 'InstanceNoise', 'InstanceNoiseSchedule', 'augment_brightness', 'augment_saturation', 'augment_contrast', 'augment_translation', 'augment_cutout', 'diff_augment', 'DiffAugment', 'rebuild_discriminator', 'Packed', 'FeatureMatching', 'MinibatchDiscrimination', 'MinibatchDiscriminator', 'VirtualBatchNorm', 'WithReferenceBatch', 'use_virtual_batch_norm', 'without_batch_norm', 'FunctionalDiscriminator', 'Unrolled', 'truncated_normal_latents']
 
 # %% ../nbs/23a_stabilizing_d.ipynb #c13d4492
 class TargetLabels(LossWrapper):
@@ -496,6 +496,20 @@ def use_virtual_batch_norm(net: nn.Module, reference: Tensor) -> WithReferenceBa
         type(net).__name__,
     )
     return WithReferenceBatch(net, reference)
+
+
+def without_batch_norm(net: nn.Module) -> nn.Module:
+    """Replace every BatchNorm1d/2d of `net` (in place) by the identity: the control of the normalisation study
+    (the DCGAN paper reports that its generator without batch norm fails to learn)."""
+    found = 0
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                setattr(parent, name, nn.Identity())
+                found += 1
+    check(found > 0, 'net', 'a network with BatchNorm layers to remove (the MLP generator has none; use arch dcgan)',
+          type(net).__name__)
+    return net
 
 # %% ../nbs/23c_looking_ahead.ipynb #b6a6e8a1
 class _FeaturesOf(nn.Module):

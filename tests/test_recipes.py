@@ -92,3 +92,14 @@ def test_a_damaged_config_is_one_line(tmp_path, capsys):
     assert main(['--out', str(run), '--resume', '--steps', '20', '--quiet']) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith('ganlab-train: config: expected'), err
+
+
+def test_g_without_batch_norm_removes_g_norms_only_and_refuses_an_mlp(tmp_path, capsys):
+    cfg = TrainConfig(data='mnist', arch='dcgan', width=8, tricks=('g_without_batch_norm',)).resolved()
+    setup = build_setup(cfg, images())
+    assert norm_layers(setup.G) == set() and norm_layers(setup.D) == {'BatchNorm2d'}
+    z = torch.randn(4, setup.G.latent_dim)
+    assert torch.allclose(setup.G(z)[:1], setup.G(z[:1]), atol=1e-6)       # no coupling through the batch
+    assert main(['--trick', 'g_without_batch_norm', '--steps', '2', '--out', str(tmp_path/'r'), '--quiet']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'net: expected a network with BatchNorm layers to remove' in err[0] and not (tmp_path/'r').exists()
