@@ -51,7 +51,7 @@ def test_cli_records_its_command_and_bench_delegates(tmp_path):
 
 
 def test_registered_studies_are_well_formed():
-    assert studies.names == ['balance', 'diffaug_limited', 'diffaug_long', 'generator_norm', 'losses', 'losses_curve', 'pacgan', 'pacgan_beat', 'pacgan_long', 'pacgan_paper', 'pacgan_paper_curve', 'stacked_mnist']
+    assert studies.names == ['balance', 'diffaug_limited', 'diffaug_long', 'generator_norm', 'losses', 'losses_curve', 'pacgan', 'pacgan_beat', 'pacgan_beat_mlp', 'pacgan_long', 'pacgan_paper', 'pacgan_paper_curve', 'stacked_mnist']
     for name in studies.names:
         s = studies[name]
         for m in s.methods: s.config(m, s.datasets[0], 0)                 # every method makes a valid TrainConfig
@@ -80,6 +80,7 @@ def test_a_scored_study_keeps_its_curve_and_trains_as_an_unscored_one(tmp_path):
     assert a['settings']['score_every'] == 2 and 'score_every' not in b['settings']
     run, = a['runs']
     assert [r['step'] for r in run['curve']] == [2, 4, 6]
+    assert 0 < run['cpu_seconds'] and 0 < run['seconds']                     # CPU time recorded beside wall time
     final = {k: run[k] for k in ('modes', 'n_modes', 'high_quality', 'reverse_kl')}
     assert {k: run['curve'][-1][k] for k in final} == final                 # the last point is the final score
     assert final == {k: b['runs'][0][k] for k in final}                      # scoring did not change the run
