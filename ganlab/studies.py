@@ -6,7 +6,7 @@ Docs: https://ganlab.github.io/ganlab/studies.html.md"""
 
 # %% ../nbs/68_studies.ipynb #c1a0fb97
 from __future__ import annotations
-import argparse, dataclasses, json, math, platform, re, shlex, shutil, sys, tempfile
+import argparse, dataclasses, json, math, platform, re, shlex, shutil, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -61,8 +61,10 @@ def run_one(
         scores = [Scores(study.score_every, cfg.eval_samples, metric)]
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / 'run'
+        cpu = time.process_time()
         s = train(cfg, out=run, progress=False, callbacks=scores)
-        out = dict(seconds=s['seconds'], failure=s['failure'])
+        # wall seconds depend on what else the machine runs; CPU seconds (this process, all its threads) far less
+        out = dict(seconds=s['seconds'], cpu_seconds=round(time.process_time() - cpu, 2), failure=s['failure'])
         if scores:
             out['curve'] = scores[0].rows
         if study.diagnostics:
