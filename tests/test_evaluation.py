@@ -277,3 +277,28 @@ def test_unreadable_inception_weights_are_a_value_error_naming_the_file(tmp_path
         path.write_bytes({'empty': b'', 'random': bytes(range(256)) * 4}[content])
     with pytest.raises(ValueError, match=rf'^weights: expected an Inception-v3 state dict file .*, got .*inception\.pth'):
         InceptionEvaluator(path)
+
+
+# --- label accuracy of a conditional generator (issue 16) -----------------------------------------------
+
+def test_label_accuracy_counts_samples_read_as_their_label():
+    from torch import nn
+    from ganlab.evaluation import label_accuracy
+    from ganlab.games import Conditioning
+
+    class ByLabel(nn.Module):                              # the 'image' is the label itself
+        latent_dim = 2
+        def forward(self, z, y): return y.float()[:, None]
+
+    class Reader(nn.Module):                               # reads the label back, shifted by `shift` classes
+        def __init__(self, shift, k=5):
+            super().__init__(); self.shift, self.k, self.w = shift, k, nn.Parameter(torch.zeros(()))
+        def forward(self, x): return nn.functional.one_hot((x[:, 0].long() + self.shift) % self.k, self.k).float()
+
+    five = Conditioning('labels', 5)
+    assert label_accuracy(Reader(0), ByLabel(), five, n=700, batch_size=128) == dict(label_accuracy=1.0, chance=0.2, label_samples=700)
+    assert label_accuracy(Reader(2), ByLabel(), five, n=300)['label_accuracy'] == 0.0
+    with pytest.raises(ValueError, match='^conditioning: expected class-label conditioning'):
+        label_accuracy(Reader(0), ByLabel(), Conditioning(), n=10)
+    with pytest.raises(ValueError, match='^classifier: expected logits for the 5 classes'):
+        label_accuracy(Reader(0, k=7), ByLabel(), five, n=10)
