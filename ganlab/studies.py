@@ -6,7 +6,7 @@ Docs: https://ganlab.github.io/ganlab/studies.html.md"""
 
 # %% ../nbs/68_studies.ipynb #c1a0fb97
 from __future__ import annotations
-import argparse, dataclasses, json, math, platform, re, shlex, shutil, sys, tempfile
+import argparse, dataclasses, json, math, platform, re, shlex, shutil, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -55,8 +55,9 @@ def run_one(
     cfg = dataclasses.replace(cfg, checkpoint_every=cfg.steps, log_every=max(cfg.steps // 20, 1))
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / 'run'
+        cpu = time.process_time()
         s = train(cfg, out=run, progress=False)
-        out = dict(seconds=s['seconds'], failure=s['failure'])
+        out = dict(seconds=s['seconds'], cpu_seconds=round(time.process_time() - cpu, 2), failure=s['failure'])
         if study.diagnostics:
             out['diagnostics'] = [dict(step=d['step'], kind=d['kind']) for d in s['diagnostics']]
         if s['failure'] is None:
@@ -82,6 +83,8 @@ def run_one(
                     'coverage',
                     'modes',
                     'kl',
+                    'label_accuracy',
+                    'chance',
                     'eval_seconds',
                 )
                 out.update({k: m[k] for k in keep if k in m})
@@ -320,6 +323,23 @@ studies.register(
             for aug, extra in (('', {}), (' + DiffAugment', dict(tricks=['diffaug'])))
         },
         steps=1500,
+        eval_samples=2000,
+    ),
+)
+
+studies.register(
+    'conditional',
+    Study(
+        'conditional',
+        "Class-conditional Fashion-MNIST at equal budget: CGAN (DCGAN) against a SAGAN-lite (chapter 44)",
+        datasets=('fashion-mnist',),
+        base=dict(batch_size=64),
+        methods={
+            'CGAN (DCGAN, width 32)': dict(arch='dcgan', width=32, loss='cgan'),
+            'SAGAN-lite': dict(arch='sagan', loss='cgan_hinge'),
+            'SAGAN-lite + orthogonal reg.': dict(arch='sagan', loss='cgan_hinge', tricks=['orthogonal:beta=1e-4']),
+        },
+        steps=400,
         eval_samples=2000,
     ),
 )
