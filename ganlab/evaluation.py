@@ -52,7 +52,7 @@ from ganlab.evaluators import (
 from .recipes import TrainConfig, build_setup
 
 # %% auto #0
-__all__ = ['fid', 'image_metrics', 'stacked_mnist_digits', 'evaluate_run', 'fid_metric', 'parse_args', 'main']
+__all__ = ['fid', 'image_metrics', 'stacked_mnist_digits', 'label_accuracy', 'evaluate_run', 'fid_metric', 'parse_args', 'main']
 
 # %% ../nbs/66_evaluation.ipynb #25746fcd
 def fid(
@@ -174,6 +174,30 @@ def _sampler(G: nn.Module, conditioning, seed: int, device) -> Callable[[int], t
 
     return sample
 
+# %% ../nbs/66_evaluation.ipynb #710680e5
+@torch.no_grad()
+def label_accuracy(classifier: nn.Module, G: nn.Module, conditioning, n: int = 10_000, batch_size: int = 500,
+                   device=None, seed: int = 1234) -> dict:
+    """The share of `n` label-conditioned samples G(z, y) that `classifier` (logits (N, K)) assigns to their
+    label y (`label_accuracy`), with the chance level `chance` = 1/K and `label_samples` = n. Latents and
+    uniform labels are drawn from one generator seeded with `seed`."""
+    check(getattr(conditioning, 'kind', None) == 'labels', 'conditioning', 'class-label conditioning',
+          getattr(conditioning, 'kind', conditioning))
+    check(isinstance(n, int) and n > 0, 'n', 'a positive number of samples', n)
+    device = get_device(device) if device is not None else next(classifier.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    classifier.eval()
+    hits = 0
+    for start in range(0, n, batch_size):
+        b = min(batch_size, n - start)
+        z = torch.randn(b, G.latent_dim, generator=gen).to(device)
+        y = conditioning.sample(b, gen, device)
+        logits = classifier(conditioning.generate(G, z, y).float())
+        expected = f'logits for the {conditioning.n_classes} classes the generator is conditioned on'
+        check(logits.shape == (b, conditioning.n_classes), 'classifier', expected, tuple(logits.shape))
+        hits += int((logits.argmax(1) == y).sum())
+    return dict(label_accuracy=hits / n, chance=1 / conditioning.n_classes, label_samples=n)
+
 # %% ../nbs/66_evaluation.ipynb #31aeca30
 def evaluate_run(
     run_dir,
@@ -250,6 +274,8 @@ def evaluate_run(
                     kid_subset_size,
                 ),
             )
+            if conditioning is not None and conditioning.kind == 'labels' and inception_weights is None:
+                out.update(label_accuracy(evaluator, G, conditioning, n, batch_size, device, seed))
     out['eval_seconds'] = round(time.perf_counter() - t0, 2)
     atomic_write_text(path, json.dumps({**merged, **out}, indent=2))
     return out
@@ -387,9 +413,13 @@ def _summary(out: dict) -> str:
         return f"modes {out['modes']}/{out['n_modes']} · high quality {out['high_quality']:.1%} · reverse KL {out['reverse_kl']:.3f}"
     if 'modes' in out:
         return f"modes {out['modes']}/{out['n_modes']} · KL {out['kl']:.3f}"
+    labels = (
+        f" · label accuracy {out['label_accuracy']:.1%} (chance {out['chance']:.0%})" if 'label_accuracy' in out else ''
+    )
     return (
         f"FID {out['fid']:.2f} · KID {out['kid']:.4f} ± {out['kid_std']:.4f} · IS {out['inception_score']:.2f} · "
         f"precision {out['precision']:.3f} · recall {out['recall']:.3f} · density {out['density']:.3f} · coverage {out['coverage']:.3f}"
+        f"{labels}"
     )
 
 def main(argv=None) -> int:

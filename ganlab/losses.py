@@ -13,13 +13,14 @@ from torch import Tensor
 from .core import Registry, check, check_batch, check_pair, check_scores, check_labels, check_number
 
 # %% auto #0
-__all__ = ['DCGAN_OPTIMIZER', 'losses', 'gan', 'nsgan', 'lsgan', 'wgan', 'wgan_gp', 'dragan', 'hinge', 'ragan', 'cgan', 'acgan',
-           'infogan', 'ebgan', 'began', 'Loss', 'ScoreLoss', 'get', 'gan_d_loss', 'gan_g_loss', 'nsgan_g_loss', 'GAN',
-           'NSGAN', 'lsgan_d_loss', 'lsgan_g_loss', 'LSGAN', 'wgan_d_loss', 'wgan_g_loss', 'clip_weights', 'WGAN',
-           'input_gradients', 'random_interpolates', 'gradient_penalty', 'WGANGP', 'dragan_penalty', 'DRAGAN',
-           'hinge_d_loss', 'hinge_g_loss', 'Hinge', 'ragan_d_loss', 'ragan_g_loss', 'RaGAN', 'CGAN', 'ACGAN',
-           'info_loss', 'InfoGAN', 'reconstruction_energy', 'ebgan_d_loss', 'pulling_away', 'EBGAN', 'began_d_loss',
-           'began_k_update', 'began_convergence', 'BEGAN']
+__all__ = ['DCGAN_OPTIMIZER', 'losses', 'gan', 'nsgan', 'lsgan', 'wgan', 'wgan_gp', 'dragan', 'hinge', 'ragan', 'cgan',
+           'SAGAN_OPTIMIZER', 'cgan_hinge', 'acgan', 'infogan', 'ebgan', 'began', 'Loss', 'ScoreLoss', 'get',
+           'gan_d_loss', 'gan_g_loss', 'nsgan_g_loss', 'GAN', 'NSGAN', 'lsgan_d_loss', 'lsgan_g_loss', 'LSGAN',
+           'wgan_d_loss', 'wgan_g_loss', 'clip_weights', 'WGAN', 'input_gradients', 'random_interpolates',
+           'gradient_penalty', 'WGANGP', 'dragan_penalty', 'DRAGAN', 'hinge_d_loss', 'hinge_g_loss', 'Hinge',
+           'ragan_d_loss', 'ragan_g_loss', 'RaGAN', 'CGAN', 'CGANHinge', 'ACGAN', 'info_loss', 'InfoGAN',
+           'reconstruction_energy', 'ebgan_d_loss', 'pulling_away', 'EBGAN', 'began_d_loss', 'began_k_update',
+           'began_convergence', 'BEGAN']
 
 # %% ../nbs/21_losses.ipynb #c4ef85a1
 DCGAN_OPTIMIZER = dict(optimizer='adam', lr=2e-4, betas=(0.5, 0.999), n_critic=1)
@@ -36,8 +37,9 @@ class Loss:
       `conditioning` (None, 'labels': class labels `y`, or 'codes': InfoGAN codes `c`), `d_output`
       ('score', 'score+classes': ACGAN's two heads, 'score+codes': InfoGAN's D and Q heads,
       'reconstruction': an autoencoder's (reconstruction, embedding)), `optimizer_defaults` (the paper's
-      optimiser, lr, betas, n_critic) and `input_gradient_penalty` (True when D's loss penalises input
-      gradients per sample: then D must not use batch norm, which couples the samples)."""
+      optimiser, lr, betas, n_critic, and `lr_d` when D's learning rate differs from G's `lr`) and
+      `input_gradient_penalty` (True when D's loss penalises input gradients per sample: then D must not
+      use batch norm, which couples the samples)."""
 
     conditioning: str | None = None
     d_output: str = 'score'
@@ -395,6 +397,21 @@ class CGAN(ScoreLoss):
 
 
 cgan = losses.register('cgan', CGAN())
+
+# %% ../nbs/21_losses.ipynb #580a5c6a
+SAGAN_OPTIMIZER = dict(optimizer='adam', lr=1e-4, lr_d=4e-4, betas=(0.0, 0.9), n_critic=1)
+
+
+class CGANHinge(CGAN):
+    """The hinge loss with a conditional D(x, y) (SAGAN, BigGAN); labels `y` (N,) are required.
+    D minimises E[max(0, 1 − D(x, y))] + E[max(0, 1 + D(G(z, y), y))]; G minimises −E[D(G(z, y), y)].
+    SAGAN's optimiser: Adam, β = (0, 0.9), lr 1e-4 for G and 4e-4 for D (TTUR), n_critic = 1."""
+
+    d_from_scores, g_from_scores = staticmethod(hinge_d_loss), staticmethod(hinge_g_loss)
+    optimizer_defaults = SAGAN_OPTIMIZER
+
+
+cgan_hinge = losses.register('cgan_hinge', CGANHinge())
 
 # %% ../nbs/21_losses.ipynb #8a3daa38
 def _two_heads(D, x: Tensor, name: str, second: str) -> tuple[Tensor, Tensor]:

@@ -355,7 +355,8 @@ class ConditionalBatchNorm2d(nn.Module):
         return self.gamma(y)[:, :, None, None] * self.bn(x) + self.beta(y)[:, :, None, None]
 
 # %% ../nbs/20_models.ipynb #27251366
-architectures = Registry('architecture', modules=('ganlab.progressive', 'ganlab.stylegan', 'ganlab.translation'))
+architectures = Registry('architecture', modules=('ganlab.progressive', 'ganlab.stylegan', 'ganlab.translation',
+                                                  'ganlab.sagan'))
 
 @architectures.register('mlp')
 def mlp_pair(data_shape: tuple[int, ...], latent_dim: int = 2, width: int = 128, depth: int = 3,
@@ -412,10 +413,18 @@ def build(arch: str, data_shape: tuple[int, ...], latent_dim: int | None = None,
 
     `conditioning`: None, 'labels' (G(z, y); D(x, y) by label `channels` or `projection` unless D has a
     class head) or 'codes' (G(z, c) with `n_codes` = n_classes + n_continuous). `d_output`: 'score',
-    'score+classes' (ACGAN), 'score+codes' (InfoGAN's Q head) or 'reconstruction' (an autoencoder D)."""
+    'score+classes' (ACGAN), 'score+codes' (InfoGAN's Q head) or 'reconstruction' (an autoencoder D).
+    An architecture whose builder takes `n_classes` conditions natively ('sagan'): it gets the number of
+    classes, its networks are returned unwrapped, and it needs `conditioning='labels'`."""
     _check_build_request(d_output, conditioning, n_classes, n_codes, label_d)
     builder, data_shape = architectures[arch], tuple(data_shape)
     latent = {} if latent_dim is None else dict(latent_dim=latent_dim)
+    if 'n_classes' in inspect.signature(builder).parameters:
+        # An architecture that conditions natively (SAGAN, chapter 44): G(z, y) and D(x, y) as built, no wrappers.
+        native = f'class labels and a score D (architecture {arch!r} is conditional: use a loss such as cgan_hinge)'
+        check(conditioning == 'labels' and d_output == 'score', 'conditioning', native,
+              conditioning if conditioning != 'labels' else f'labels with d_output={d_output!r}')
+        return builder(data_shape, **latent, n_classes=n_classes, **kwargs)
     g_extra = {'labels': n_classes, 'codes': n_codes}.get(conditioning, 0)
     labels_into_d = conditioning == 'labels' and d_output == 'score' and label_d == 'channels'
     d_extra = n_classes if labels_into_d else 0

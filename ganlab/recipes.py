@@ -113,7 +113,7 @@ class TrainConfig:
 
         c.optimizer = default(c.optimizer, defaults['optimizer'])
         c.lr_g = default(c.lr_g, defaults['lr'])
-        c.lr_d = default(c.lr_d, defaults['lr'])
+        c.lr_d = default(c.lr_d, defaults.get('lr_d', defaults['lr']))  # TTUR losses set their own
         c.betas = tuple(c.betas) if c.betas is not None else defaults['betas']
         c.n_critic = default(c.n_critic, defaults['n_critic'])
         c.latent_dim = default(c.latent_dim, builder['latent_dim'].default)

@@ -96,6 +96,11 @@ def power_iteration(W: Tensor, n_iter: int = 1, u: Tensor | None = None, eps: fl
 def _weight_matrices(weights) -> list[Tensor]:
     if torch.is_tensor(weights):
         weights = [weights]
+    elif callable(getattr(weights, 'modules', None)):
+        # Filters only: an embedding table (class gains of conditional batch norm, a projection D's class
+        # vectors) is a lookup, not a map on features; BigGAN leaves its class embedding out too.
+        tables = {id(p) for m in weights.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
+        weights = [p for p in weights.parameters() if p.ndim >= 2 and id(p) not in tables]
     elif callable(getattr(weights, 'parameters', None)):
         weights = [p for p in weights.parameters() if p.ndim >= 2]
     weights = list(weights)
@@ -111,9 +116,9 @@ def _weight_matrices(weights) -> list[Tensor]:
 
 def orthogonal_penalty(weights, beta: float = 1e-4) -> Tensor:
     """BigGAN's relaxed orthogonal regularization β·Σ_W ‖W Wᵀ ⊙ (1 − I)‖²_F over `weights` (a tensor, the
-    parameters of ≥ 2 dims of a module or of anything with `parameters()`, or a list), each reshaped to
-    (out, fan_in) so that its rows are the filters (PyTorch's layout; the paper's WᵀW with filters as
-    columns). Only inner products between different filters count."""
+    parameters of ≥ 2 dims of a module, embedding tables left out, or of anything with `parameters()`, or a
+    list), each reshaped to (out, fan_in) so that its rows are the filters (PyTorch's layout; the paper's
+    WᵀW with filters as columns). Only inner products between different filters count."""
     beta = check_number(beta, 'beta')
     total = None
     for w in _weight_matrices(weights):

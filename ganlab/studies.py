@@ -92,6 +92,8 @@ def run_one(
                     'coverage',
                     'modes',
                     'kl',
+                    'label_accuracy',
+                    'chance',
                     'eval_seconds',
                 )
                 out.update({k: m[k] for k in keep if k in m})
@@ -332,6 +334,23 @@ studies.register(
             for aug, extra in (('', {}), (' + DiffAugment', dict(tricks=['diffaug'])))
         },
         steps=1500,
+        eval_samples=2000,
+    ),
+)
+
+studies.register(
+    'conditional',
+    Study(
+        'conditional',
+        "Class-conditional Fashion-MNIST at equal budget: CGAN (DCGAN) against a SAGAN-lite (chapter 44)",
+        datasets=('fashion-mnist',),
+        base=dict(batch_size=64),
+        methods={
+            'CGAN (DCGAN, width 32)': dict(arch='dcgan', width=32, loss='cgan'),
+            'SAGAN-lite': dict(arch='sagan', loss='cgan_hinge'),
+            'SAGAN-lite + orthogonal reg.': dict(arch='sagan', loss='cgan_hinge', tricks=['orthogonal:beta=1e-4']),
+        },
+        steps=400,
         eval_samples=2000,
     ),
 )

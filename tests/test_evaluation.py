@@ -294,3 +294,28 @@ def test_fid_metric_along_a_run_equals_ganlab_eval_at_its_end(tmp_path):
     assert abs(scores.rows[-1]['fid'] - m['fid']) <= 1e-6 * m['fid'], (scores.rows, m['fid'])
     with pytest.raises(ValueError, match="^data: expected a data set with a ganlab evaluator"):
         fid_metric('ring8')
+
+
+# --- label accuracy of a conditional generator (issue 16) -----------------------------------------------
+
+def test_label_accuracy_counts_samples_read_as_their_label():
+    from torch import nn
+    from ganlab.evaluation import label_accuracy
+    from ganlab.games import Conditioning
+
+    class ByLabel(nn.Module):                              # the 'image' is the label itself
+        latent_dim = 2
+        def forward(self, z, y): return y.float()[:, None]
+
+    class Reader(nn.Module):                               # reads the label back, shifted by `shift` classes
+        def __init__(self, shift, k=5):
+            super().__init__(); self.shift, self.k, self.w = shift, k, nn.Parameter(torch.zeros(()))
+        def forward(self, x): return nn.functional.one_hot((x[:, 0].long() + self.shift) % self.k, self.k).float()
+
+    five = Conditioning('labels', 5)
+    assert label_accuracy(Reader(0), ByLabel(), five, n=700, batch_size=128) == dict(label_accuracy=1.0, chance=0.2, label_samples=700)
+    assert label_accuracy(Reader(2), ByLabel(), five, n=300)['label_accuracy'] == 0.0
+    with pytest.raises(ValueError, match='^conditioning: expected class-label conditioning'):
+        label_accuracy(Reader(0), ByLabel(), Conditioning(), n=10)
+    with pytest.raises(ValueError, match='^classifier: expected logits for the 5 classes'):
+        label_accuracy(Reader(0, k=7), ByLabel(), five, n=10)

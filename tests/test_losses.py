@@ -46,8 +46,8 @@ REFERENCE = {
 
 # ---------------------------------------------------------------- registry and objects
 def test_registry_holds_every_course_loss():
-    expected = {'gan', 'nsgan', 'lsgan', 'wgan', 'wgan_gp', 'dragan', 'hinge', 'cgan', 'acgan', 'infogan',
-                'ebgan', 'began', 'ragan'}
+    expected = {'gan', 'nsgan', 'lsgan', 'wgan', 'wgan_gp', 'dragan', 'hinge', 'cgan', 'cgan_hinge', 'acgan',
+                'infogan', 'ebgan', 'began', 'ragan'}
     assert set(losses.names) == expected
     assert get('wgan-gp') is get('WGAN_GP') is wgan_gp is losses['Wgan-Gp']
     assert get('nsgan') is nsgan and isinstance(nsgan, Loss)
@@ -247,7 +247,7 @@ class ToyD(nn.Module):
 LABELS = torch.tensor([0, 1, 2, 1])
 SETUP = {'acgan': ('heads', dict(y=LABELS)), 'ebgan': ('ae', {}), 'began': ('ae', {}),
          'infogan': ('heads', dict(c=torch.tensor([[1., 0., 0.3], [0., 1., -1.], [1., 0., 0.], [0., 1., 2.]]))),
-         'cgan': ('score', dict(y=LABELS))}
+         'cgan': ('score', dict(y=LABELS)), 'cgan_hinge': ('score', dict(y=LABELS))}
 
 
 def make_loss(name):

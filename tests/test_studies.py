@@ -26,6 +26,7 @@ def test_same_seed_same_result_and_summary_statistics(tmp_path):
     b = run_study(TINY, tmp_path/'b', seeds=(0, 1), methods=['GAN'], log=lambda s: None)
     strip = lambda runs: [{k: v for k, v in r.items() if k not in ('seconds', 'cpu_seconds')} for r in runs]
     assert strip(a['runs']) == strip(b['runs'])                           # seeded: reproducible
+    assert all(r['cpu_seconds'] > 0 for r in a['runs'])                   # the training's CPU time, recorded
     row, = summarize_seeds(a, keys=['high_quality', 'modes'])
     hq = [r['high_quality'] for r in a['runs']]
     assert row['n'] == 2 and row['failed'] == 0
@@ -51,7 +52,7 @@ def test_cli_records_its_command_and_bench_delegates(tmp_path):
 
 
 def test_registered_studies_are_well_formed():
-    assert studies.names == ['balance', 'diffaug_limited', 'diffaug_long', 'generator_norm', 'losses', 'losses_curve', 'pacgan', 'pacgan_beat', 'pacgan_beat_mlp', 'pacgan_long', 'pacgan_paper', 'pacgan_paper_curve', 'stacked_mnist']
+    assert studies.names == ['balance', 'conditional', 'diffaug_limited', 'diffaug_long', 'generator_norm', 'losses', 'losses_curve', 'pacgan', 'pacgan_beat', 'pacgan_beat_mlp', 'pacgan_long', 'pacgan_paper', 'pacgan_paper_curve', 'stacked_mnist']
     for name in studies.names:
         s = studies[name]
         for m in s.methods: s.config(m, s.datasets[0], 0)                 # every method makes a valid TrainConfig
@@ -86,3 +87,16 @@ def test_a_scored_study_keeps_its_curve_and_trains_as_an_unscored_one(tmp_path):
     assert final == {k: b['runs'][0][k] for k in final}                      # scoring did not change the run
     with pytest.raises(ValueError, match='^every: expected a positive integer, got 0'):
         Scores(0)
+
+
+def test_conditional_study_compares_at_equal_budget():
+    "CGAN against the SAGAN-lite (chapter 44): the same steps, batch and seeds; each with its own loss and optimiser."
+    s = studies['conditional']
+    configs = {m: s.config(m, 'fashion-mnist', 0).resolved() for m in s.methods}
+    assert len({(c.steps, c.batch_size, c.data) for c in configs.values()}) == 1 and len(s.seeds) >= 3
+    assert sorted({(c.arch, c.loss) for c in configs.values()}) == [('dcgan', 'cgan'), ('sagan', 'cgan_hinge')]
+    orthogonal = [m for m, c in configs.items() if c.tricks]
+    assert len(orthogonal) == 1 and configs[orthogonal[0]].tricks == ('orthogonal:beta=1e-4',)
+    cgan = next(c for c in configs.values() if c.arch == 'dcgan')
+    assert cgan.width == 32 and (cgan.lr_g, cgan.lr_d) == (2e-4, 2e-4)
+    assert all((c.lr_g, c.lr_d, c.betas) == (1e-4, 4e-4, (0.0, 0.9)) for c in configs.values() if c.arch == 'sagan')
