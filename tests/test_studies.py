@@ -52,7 +52,7 @@ def test_cli_records_its_command_and_bench_delegates(tmp_path):
 
 
 def test_registered_studies_are_well_formed():
-    assert studies.names == ['balance', 'conditional', 'diffaug_limited', 'diffaug_long', 'generator_norm', 'losses', 'losses_curve', 'pacgan', 'pacgan_beat', 'pacgan_beat_mlp', 'pacgan_long', 'pacgan_paper', 'pacgan_paper_curve', 'stacked_mnist']
+    assert studies.names == ['balance', 'conditional', 'diffaug_limited', 'diffaug_long', 'generator_norm', 'losses', 'losses_curve', 'pacgan', 'pacgan_beat', 'pacgan_beat_mlp', 'pacgan_beat_ring', 'pacgan_long', 'pacgan_paper', 'pacgan_paper_curve', 'stacked_mnist']
     for name in studies.names:
         s = studies[name]
         for m in s.methods: s.config(m, s.datasets[0], 0)                 # every method makes a valid TrainConfig
