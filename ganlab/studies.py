@@ -57,7 +57,7 @@ def run_one(
     cfg = dataclasses.replace(cfg, checkpoint_every=cfg.steps, log_every=max(cfg.steps // 20, 1))
     scores = []
     if study.score_every:  # the curve: FID for image sets with an evaluator, else the game's own metrics (modes)
-        metric = fid_metric(data, study.eval_samples or 2000) if _key_or_none(data) and data != 'stacked-mnist' else None
+        metric = fid_metric(data, study.eval_samples or 2000) if _key_or_none(data) else None
         scores = [Scores(study.score_every, cfg.eval_samples, metric)]
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / 'run'
